@@ -1,0 +1,290 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+func TestMain(m *testing.M) {
+	if root := os.Getenv("STORE_TEST_CHILD"); root != "" {
+		os.Exit(childTagger(root, os.Getenv("STORE_TEST_N")))
+	}
+	os.Exit(m.Run())
+}
+
+func TestBlobRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("hello blob")
+	desc, err := s.WriteBlob(ctx, ocispec.MediaTypeImageConfig, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if desc.Digest != digest.FromBytes(data) || desc.Size != int64(len(data)) || desc.MediaType != ocispec.MediaTypeImageConfig {
+		t.Fatalf("bad descriptor %+v", desc)
+	}
+	got, err := s.ReadBlob(ctx, desc.Digest)
+	if err != nil || string(got) != string(data) {
+		t.Fatalf("ReadBlob = %q, %v", got, err)
+	}
+	// Writing the same content again is success.
+	if _, err := s.WriteBlob(ctx, "x", data); err != nil {
+		t.Fatalf("second write: %v", err)
+	}
+	if n, ok := s.Has(desc.Digest); !ok || n != int64(len(data)) {
+		t.Fatalf("Has = %d, %v", n, ok)
+	}
+	if _, err := s.ReadBlob(ctx, digest.FromString("nope")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing blob: %v", err)
+	}
+}
+
+func TestCommitChecksDigestAndSize(t *testing.T) {
+	ctx := context.Background()
+	s, _ := Open(t.TempDir())
+	for _, tc := range []struct {
+		name string
+		size int64
+		want digest.Digest
+	}{
+		{"wrong digest", 0, digest.FromString("other")},
+		{"wrong size", 3, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w, err := s.Ingest(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Abort()
+			io.WriteString(w, "content")
+			if _, err := w.Commit(ctx, tc.size, tc.want); !errors.Is(err, ErrInvalidDigest) {
+				t.Fatalf("Commit = %v, want ErrInvalidDigest", err)
+			}
+			blobs, _ := s.Blobs()
+			if len(blobs) != 0 {
+				t.Fatalf("a bad blob became visible: %v", blobs)
+			}
+			if entries, _ := os.ReadDir(s.path("ingest")); len(entries) != 0 {
+				t.Fatalf("ingest left behind: %v", entries)
+			}
+		})
+	}
+}
+
+func TestCorruptBlobDetectedOnRead(t *testing.T) {
+	ctx := context.Background()
+	s, _ := Open(t.TempDir())
+	desc, _ := s.WriteBlob(ctx, "x", []byte("original"))
+	p, _ := s.blobPath(desc.Digest)
+	os.Chmod(p, 0o644)
+	os.WriteFile(p, []byte("tampered"), 0o644)
+	if _, err := s.ReadBlob(ctx, desc.Digest); !errors.Is(err, ErrInvalidDigest) {
+		t.Fatalf("ReadBlob of tampered blob = %v, want ErrInvalidDigest", err)
+	}
+}
+
+func TestOpenRemovesLeftovers(t *testing.T) {
+	root := t.TempDir()
+	s, _ := Open(root)
+	// A live ingest and ephemeral snapshot (locks held) survive a second Open.
+	w, _ := s.Ingest(context.Background())
+	io.WriteString(w, "partial")
+	a, _ := s.Snapshots().Prepare(context.Background(), "")
+	named, err := s.Snapshots().Prepare(context.Background(), "container-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Simulate what a killed process leaves: dirs whose lock nobody holds.
+	os.MkdirAll(filepath.Join(root, "ingest", "dead"), 0o700)
+	os.WriteFile(filepath.Join(root, "ingest", "dead", "data"), []byte("half"), 0o600)
+	os.MkdirAll(filepath.Join(root, "active", "e-dead", "upper"), 0o700)
+	os.MkdirAll(filepath.Join(root, "snapshots", "new-123"), 0o700)
+	os.MkdirAll(filepath.Join(root, "tmp", "build-dead"), 0o700)
+
+	if _, err := Open(root); err != nil {
+		t.Fatal(err)
+	}
+	for _, gone := range []string{"ingest/dead", "active/e-dead", "snapshots/new-123", "tmp/build-dead"} {
+		if _, err := os.Stat(filepath.Join(root, gone)); !os.IsNotExist(err) {
+			t.Errorf("%s survived Open", gone)
+		}
+	}
+	for _, kept := range []string{w.dir, a.Dir, named.Dir} {
+		if _, err := os.Stat(kept); err != nil {
+			t.Errorf("%s (in use or persistent) was removed: %v", kept, err)
+		}
+	}
+	w.Abort()
+	a.Remove()
+	if got, err := s.Snapshots().Get("container-1"); err != nil || got.Upper != named.Upper {
+		t.Fatalf("Get = %v, %v", got, err)
+	}
+}
+
+func TestSnapshotCommit(t *testing.T) {
+	ctx := context.Background()
+	s, _ := Open(t.TempDir())
+	sn := s.Snapshots()
+	chain := digest.FromString("chain")
+	for i := 0; i < 2; i++ { // the second commit of the same chain ID keeps the first
+		a, err := sn.Prepare(ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(a.Upper, "f"), []byte(strconv.Itoa(i)), 0o644)
+		dir, err := a.Commit(chain)
+		if err != nil {
+			t.Fatalf("commit %d: %v", i, err)
+		}
+		if b, _ := os.ReadFile(filepath.Join(dir, "f")); string(b) != "0" {
+			t.Fatalf("snapshot content %q after commit %d", b, i)
+		}
+		if _, err := os.Stat(a.Dir); !os.IsNotExist(err) {
+			t.Fatalf("active dir left after commit")
+		}
+	}
+	if list, _ := sn.List(); len(list) != 1 || list[0] != chain {
+		t.Fatalf("List = %v", list)
+	}
+	if err := sn.Delete(chain); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := sn.Dir(chain); ok {
+		t.Fatal("snapshot survived Delete")
+	}
+}
+
+func TestResolve(t *testing.T) {
+	idx := newIndex()
+	a := &Image{ID: digest.Digest("sha256:" + strings.Repeat("a", 63) + "1"), Manifest: ocispec.Descriptor{Digest: digest.FromString("m1")}}
+	b := &Image{ID: digest.Digest("sha256:" + strings.Repeat("a", 63) + "2")}
+	c := &Image{ID: digest.Digest("sha256:" + strings.Repeat("c", 64))}
+	for _, i := range []*Image{a, b, c} {
+		idx.Images[i.ID] = i
+	}
+	idx.Tags["docker.io/library/busybox:latest"] = a.ID
+	idx.Tags["localhost:5000/app:1"] = c.ID
+	for _, tc := range []struct {
+		ref  string
+		want *Image
+		err  error
+	}{
+		{"busybox", a, nil},
+		{"busybox:latest", a, nil},
+		{"docker.io/library/busybox", a, nil},
+		{"localhost:5000/app:1", c, nil},
+		{"ccc", c, nil},
+		{"sha256:ccc", c, nil},
+		{a.ID.String(), a, nil},
+		{"aaa", nil, ErrAmbiguous},
+		{"busybox@" + digest.FromString("m1").String(), a, nil},
+		{"nothere", nil, ErrNotFound},
+		{"app:1", nil, ErrNotFound},
+	} {
+		t.Run(tc.ref, func(t *testing.T) {
+			got, err := idx.Resolve(tc.ref)
+			if tc.err != nil {
+				if !errors.Is(err, tc.err) {
+					t.Fatalf("err = %v, want %v", err, tc.err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("Resolve = %v, %v", got, err)
+			}
+		})
+	}
+}
+
+func TestNormalizeRef(t *testing.T) {
+	for in, want := range map[string]string{
+		"busybox":              "docker.io/library/busybox:latest",
+		"app:1":                "docker.io/library/app:1",
+		"me/app":               "docker.io/me/app:latest",
+		"localhost:5000/x/y:2": "localhost:5000/x/y:2",
+		"quay.io/a/b@sha256:" + strings.Repeat("0", 64): "quay.io/a/b@sha256:" + strings.Repeat("0", 64),
+	} {
+		got, err := NormalizeRef(in)
+		if err != nil || got != want {
+			t.Errorf("NormalizeRef(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := NormalizeRef("Busybox"); err == nil {
+		t.Error("upper-case repository accepted")
+	}
+	if got := FamiliarRef("docker.io/library/busybox:latest"); got != "busybox:latest" {
+		t.Errorf("FamiliarRef = %q", got)
+	}
+}
+
+// childTagger is run in child processes: it adds n tags, one index update each.
+func childTagger(root, n string) int {
+	s, err := Open(root)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	for i := 0; i < 25; i++ {
+		err := s.Update(func(idx *Index) error {
+			id := digest.FromString(n + "-" + strconv.Itoa(i))
+			idx.Images[id] = &Image{ID: id}
+			idx.Tags[fmt.Sprintf("docker.io/library/p%s:%d", n, i)] = id
+			return nil
+		})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	return 0
+}
+
+// TestConcurrentProcesses runs several processes updating one index at once:
+// no update may be lost.
+func TestConcurrentProcesses(t *testing.T) {
+	root := t.TempDir()
+	if _, err := Open(root); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for p := 0; p < 4; p++ {
+		wg.Add(1)
+		go func(p int) {
+			defer wg.Done()
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), "STORE_TEST_CHILD="+root, "STORE_TEST_N="+strconv.Itoa(p))
+			if out, err := cmd.CombinedOutput(); err != nil {
+				errs <- fmt.Errorf("child %d: %v: %s", p, err, out)
+			}
+		}(p)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	s, _ := Open(root)
+	idx, err := s.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(idx.Tags) != 100 || len(idx.Images) != 100 {
+		t.Fatalf("lost updates: %d tags, %d images, want 100", len(idx.Tags), len(idx.Images))
+	}
+}
