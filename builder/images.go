@@ -1,0 +1,195 @@
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/builder-project/builder/internal/store"
+	digest "github.com/opencontainers/go-digest"
+)
+
+// ImageSummary is one row of Images.
+type ImageSummary struct {
+	ID          string            `json:"Id"`
+	RepoTags    []string          `json:"RepoTags"`
+	RepoDigests []string          `json:"RepoDigests"`
+	Created     time.Time         `json:"Created"`
+	Size        int64             `json:"Size"`
+	Labels      map[string]string `json:"Labels"`
+	// Dangling: the image has no tag.
+	Dangling bool `json:"Dangling"`
+}
+
+// ImagesOptions filter Images, with docker's filters.
+type ImagesOptions struct {
+	// Dangling, when non-nil, keeps only images that are (or are not) dangling.
+	Dangling *bool
+	// Labels keep images having each label ("k" or "k=v").
+	Labels []string
+	// References keep images with a tag matching one of these patterns
+	// (path.Match against the familiar name, with or without tag, as docker).
+	References []string
+}
+
+// Images lists stored images, newest first.
+func (b *Builder) Images(ctx context.Context, opts ImagesOptions) ([]ImageSummary, error) {
+	idx, err := b.st.View()
+	if err != nil {
+		return nil, err
+	}
+	var out []ImageSummary
+	for _, rec := range idx.Images {
+		img, err := b.readImage(ctx, rec)
+		if err != nil {
+			return nil, err
+		}
+		s := ImageSummary{ID: rec.ID.String(), RepoDigests: append([]string{}, rec.RepoDigests...), Labels: img.config.Config.Labels}
+		for _, t := range idx.TagsOf(rec.ID) {
+			s.RepoTags = append(s.RepoTags, store.FamiliarRef(t))
+		}
+		if s.RepoTags == nil {
+			s.RepoTags = []string{}
+		}
+		s.Dangling = len(s.RepoTags) == 0
+		if img.config.Created != nil {
+			s.Created = *img.config.Created
+		} else {
+			s.Created = rec.Created
+		}
+		for i, l := range img.manifest.Layers {
+			s.Size += layerSize(idx, img.config.RootFS.DiffIDs[i], l)
+		}
+		if !opts.keep(s) {
+			continue
+		}
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Created.Equal(out[j].Created) {
+			return out[i].Created.After(out[j].Created)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+func (o ImagesOptions) keep(s ImageSummary) bool {
+	if o.Dangling != nil && *o.Dangling != s.Dangling {
+		return false
+	}
+	for _, l := range o.Labels {
+		k, v, hasV := strings.Cut(l, "=")
+		got, ok := s.Labels[k]
+		if !ok || hasV && got != v {
+			return false
+		}
+	}
+	if len(o.References) > 0 {
+		match := false
+		for _, pat := range o.References {
+			for _, t := range s.RepoTags {
+				name, _, _ := strings.Cut(t, ":")
+				if i := strings.LastIndex(t, ":"); i > strings.LastIndex(t, "/") {
+					name = t[:i]
+				}
+				if m, _ := path.Match(pat, t); m {
+					match = true
+				} else if m, _ := path.Match(pat, name); m {
+					match = true
+				}
+			}
+		}
+		if !match {
+			return false
+		}
+	}
+	return true
+}
+
+// Tag points the reference dst at the image src names.
+func (b *Builder) Tag(ctx context.Context, src, dst string) error {
+	tags, err := normalizeTags([]string{dst})
+	if err != nil {
+		return err
+	}
+	return b.st.Update(func(idx *store.Index) error {
+		rec, err := idx.Resolve(src)
+		if err != nil {
+			return err
+		}
+		idx.Tags[tags[0]] = rec.ID
+		rec.LastTagTime = time.Now().UTC()
+		return nil
+	})
+}
+
+// RemoveResult reports what Remove did, in docker's words: each entry is
+// "Untagged: <ref>" or "Deleted: <id>".
+type RemoveResult struct {
+	Untagged []string
+	Deleted  []string
+}
+
+// Remove removes images as docker rmi does: a tag is untagged, and the image
+// is deleted when its last tag goes. An image ID with several tags needs
+// force, which untags them all. Unreferenced blobs and snapshots are then
+// collected.
+func (b *Builder) Remove(ctx context.Context, refs []string, force bool) (RemoveResult, error) {
+	var res RemoveResult
+	var errs []error
+	for _, ref := range refs {
+		err := b.st.Update(func(idx *store.Index) error {
+			rec, err := idx.Resolve(ref)
+			if err != nil {
+				return err
+			}
+			tags := idx.TagsOf(rec.ID)
+			byTag := false
+			if n, err := store.NormalizeRef(ref); err == nil && idx.Tags[n] == rec.ID {
+				byTag = true
+				delete(idx.Tags, n)
+				res.Untagged = append(res.Untagged, store.FamiliarRef(n))
+				if len(tags) > 1 {
+					return nil
+				}
+			} else if len(tags) > 1 && !force {
+				return fmt.Errorf("%w: unable to delete %s (must be forced) - image is referenced in multiple repositories", ErrConflict, shortID(rec.ID))
+			}
+			if !byTag {
+				for _, t := range tags {
+					delete(idx.Tags, t)
+					res.Untagged = append(res.Untagged, store.FamiliarRef(t))
+				}
+			}
+			for _, rd := range rec.RepoDigests {
+				res.Untagged = append(res.Untagged, store.FamiliarRef(rd))
+			}
+			delete(idx.Images, rec.ID)
+			res.Deleted = append(res.Deleted, rec.ID.String())
+			return nil
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("removing %s: %w", ref, err))
+		}
+	}
+	if len(res.Deleted) > 0 {
+		if _, err := b.collect(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return res, errors.Join(errs...)
+}
+
+// shortID returns the 12-character form of an image ID.
+func shortID(id digest.Digest) string {
+	e := id.Encoded()
+	if len(e) > 12 {
+		return e[:12]
+	}
+	return e
+}

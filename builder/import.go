@@ -1,0 +1,108 @@
+package builder
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+	"time"
+
+	"github.com/builder-project/builder/layer"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// ImportOptions configure Import.
+type ImportOptions struct {
+	// Ref tags the new image; empty leaves it dangling.
+	Ref string
+	// Changes are docker --change instructions (CMD, ENTRYPOINT, ENV, EXPOSE,
+	// LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR) applied to the config.
+	Changes []string
+	// Message becomes the history comment.
+	Message string
+	// Source names the input in history ("-" for stdin), as docker records it.
+	Source string
+}
+
+// Import turns a root filesystem tarball (plain or compressed) into a
+// one-layer image, like docker import, and returns the image ID.
+func (b *Builder) Import(ctx context.Context, r io.Reader, opts ImportOptions) (string, error) {
+	var tags []string
+	if opts.Ref != "" {
+		t, err := normalizeTags([]string{opts.Ref})
+		if err != nil {
+			return "", err
+		}
+		tags = t
+	}
+	now := time.Now().UTC()
+	cfg := Config{}
+	cfg.Created = &now
+	cfg.Platform = ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	if err := applyChanges(&cfg, opts.Changes); err != nil {
+		return "", err
+	}
+	plain, _, err := layer.DecompressStream(r)
+	if err != nil {
+		return "", fmt.Errorf("importing: %w", err)
+	}
+	defer plain.Close()
+	lease, err := b.st.Lease()
+	if err != nil {
+		return "", err
+	}
+	defer lease.Release()
+	l, size, err := b.writeLayer(ctx, func(w io.Writer) error {
+		_, err := io.Copy(w, plain)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("importing: %w", err)
+	}
+	src := opts.Source
+	if src == "" {
+		src = "-"
+	}
+	cfg.History = []ocispec.History{{Created: &now, CreatedBy: "builder import " + src, Comment: opts.Message}}
+	id, err := b.commitImage(ctx, cfg, []newImageLayer{{Layer: l, Size: size}}, tags, "")
+	if err != nil {
+		return "", err
+	}
+	return id.String(), nil
+}
+
+// localCompression is how layers are stored locally. Layers that stay on
+// this machine are not compressed; a push compresses once and records the
+// compressed blob beside the diffID.
+const localCompression = layer.Uncompressed
+
+// writeLayer streams the tar gen writes into a new layer blob and returns
+// it with its uncompressed size.
+func (b *Builder) writeLayer(ctx context.Context, gen func(io.Writer) error) (layer.Layer, int64, error) {
+	w, err := b.st.Ingest(ctx)
+	if err != nil {
+		return layer.Layer{}, 0, err
+	}
+	var n int64
+	l, err := layer.Write(ctx, w, localCompression, func(dst io.Writer) error {
+		cw := &countingWriter{w: dst}
+		err := gen(cw)
+		n = cw.n
+		return err
+	})
+	if err != nil {
+		return layer.Layer{}, 0, err
+	}
+	return l, n, nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}

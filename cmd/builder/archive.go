@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/builder-project/builder/builder"
+)
+
+func init() {
+	register("import", "Import a root filesystem tarball as an image", cmdImport)
+	register("load", "Load images from a docker-archive or OCI archive", cmdLoad)
+	register("save", "Save images to a docker-archive or OCI archive", cmdSave)
+	register("export", "Export an image's flattened root filesystem as a tar", cmdExport)
+}
+
+func cmdImport(ctx context.Context, g *globals, args []string) error {
+	fs := g.flags("import")
+	changes := fs.StringArrayP("change", "c", nil, "apply a Dockerfile instruction to the image (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR)")
+	msg := fs.StringP("message", "m", "", "commit message for the imported image")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() < 1 || fs.NArg() > 2 {
+		return fmt.Errorf("\"builder import\" requires 1 or 2 arguments: FILE|- [REPOSITORY[:TAG]]")
+	}
+	src := fs.Arg(0)
+	in, closeIn, err := openInput(src)
+	if err != nil {
+		return err
+	}
+	defer closeIn()
+	b, err := g.open()
+	if err != nil {
+		return err
+	}
+	id, err := b.Import(ctx, in, builder.ImportOptions{Ref: fs.Arg(1), Changes: *changes, Message: *msg, Source: src})
+	if err != nil {
+		return err
+	}
+	fmt.Println(id)
+	return nil
+}
+
+func openInput(name string) (io.Reader, func(), error) {
+	if name == "-" || name == "" {
+		return bufio.NewReaderSize(os.Stdin, 1<<20), func() {}, nil
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { f.Close() }, nil
+}
+
+func cmdLoad(ctx context.Context, g *globals, args []string) error {
+	fs := g.flags("load")
+	input := fs.StringP("input", "i", "-", "read from this archive file instead of standard input")
+	quiet := fs.BoolP("quiet", "q", false, "suppress the load output")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	in, closeIn, err := openInput(*input)
+	if err != nil {
+		return err
+	}
+	defer closeIn()
+	b, err := g.open()
+	if err != nil {
+		return err
+	}
+	loaded, err := b.Load(ctx, in)
+	if err != nil {
+		return fmt.Errorf("loading %s: %w", *input, err)
+	}
+	if !*quiet {
+		for _, l := range loaded {
+			if len(l.Names) == 0 {
+				fmt.Println("Loaded image ID:", l.ID)
+			}
+			for _, n := range l.Names {
+				fmt.Println("Loaded image:", n)
+			}
+		}
+	}
+	return nil
+}
+
+func cmdSave(ctx context.Context, g *globals, args []string) error {
+	fs := g.flags("save")
+	out := fs.StringP("output", "o", "", "write to a file instead of standard output")
+	format := fs.String("format", "docker", "archive format: docker or oci")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return fmt.Errorf("\"builder save\" requires at least 1 argument")
+	}
+	b, err := g.open()
+	if err != nil {
+		return err
+	}
+	return writeOutput(*out, func(w io.Writer) error {
+		return b.Save(ctx, w, builder.ArchiveFormat(strings.ToLower(*format)), fs.Args())
+	})
+}
+
+func cmdExport(ctx context.Context, g *globals, args []string) error {
+	fs := g.flags("export")
+	out := fs.StringP("output", "o", "", "write to a file instead of standard output")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("\"builder export\" requires exactly 1 argument")
+	}
+	b, err := g.open()
+	if err != nil {
+		return err
+	}
+	return writeOutput(*out, func(w io.Writer) error { return b.Export(ctx, w, fs.Arg(0)) })
+}
+
+// writeOutput runs write into the file name (atomically: a temp file renamed
+// on success, removed on failure), or into stdout when name is "" or "-".
+func writeOutput(name string, write func(io.Writer) error) error {
+	if name == "" || name == "-" {
+		if fi, err := os.Stdout.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			return fmt.Errorf("refusing to write an archive to a terminal: use -o FILE or redirect standard output")
+		}
+		bw := bufio.NewWriterSize(os.Stdout, 1<<20)
+		if err := write(bw); err != nil {
+			return err
+		}
+		return bw.Flush()
+	}
+	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	bw := bufio.NewWriterSize(f, 1<<20)
+	if err := write(bw); err != nil {
+		f.Close()
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), name)
+}

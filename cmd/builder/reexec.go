@@ -1,0 +1,5 @@
+package main
+
+// reexec runs the container init when this process was started as one by
+// the built-in runtime, and reports whether it did.
+func reexec() bool { return false }

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages builder's tests and demo use. Idempotent.
+set -euo pipefail
+pkgs=(busybox-static skopeo umoci runc pigz zstd)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+	echo "install as root: apt-get install -y ${missing[*]}" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq "${missing[@]}"
