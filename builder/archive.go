@@ -9,6 +9,7 @@ import (
 	"github.com/builder-project/builder/internal/store"
 	"github.com/builder-project/builder/layer"
 	"github.com/builder-project/builder/output"
+	digest "github.com/opencontainers/go-digest"
 )
 
 // ArchiveFormat selects the tarball format of Save.
@@ -122,6 +123,42 @@ func (b *Builder) Export(ctx context.Context, w io.Writer, ref string) error {
 	}
 	if err := layer.DiffDirs(ctx, "", dir, layer.DiffOptions{}, w); err != nil {
 		return fmt.Errorf("exporting %s: %w", ref, err)
+	}
+	return nil
+}
+
+// SaveID writes one image, by ID, to w as an archive naming it tags.
+func (b *Builder) SaveID(ctx context.Context, w io.Writer, format ArchiveFormat, id digest.Digest, tags []string) error {
+	idx, err := b.st.View()
+	if err != nil {
+		return err
+	}
+	rec := idx.Images[id]
+	if rec == nil {
+		return fmt.Errorf("image %s: %w", id, ErrNotFound)
+	}
+	names, err := normalizeTags(tags)
+	if err != nil {
+		return err
+	}
+	imgs := []output.Image{{Manifest: rec.Manifest, Names: names}}
+	if format == OCIArchive {
+		return output.WriteOCIArchive(ctx, b.st, w, imgs)
+	}
+	return output.WriteDockerArchive(ctx, b.st, w, imgs)
+}
+
+// ExportDir writes the flattened root filesystem of the image ref names into
+// the directory dir.
+func (b *Builder) ExportDir(ctx context.Context, dir, ref string) error {
+	img, err := b.resolve(ctx, ref)
+	if err != nil {
+		return err
+	}
+	for i, l := range img.manifest.Layers {
+		if err := b.applyBlob(ctx, l.Digest, dir, layer.DirFormat); err != nil {
+			return fmt.Errorf("exporting %s to %s: layer %d: %w", ref, dir, i, err)
+		}
 	}
 	return nil
 }

@@ -245,3 +245,21 @@ func (s *Store) LockGC() (*GCLock, error) {
 
 // Release drops the lock.
 func (g *GCLock) Release() error { return g.l.Unlock() }
+
+// CacheMount returns the persistent directory of the RUN --mount=type=cache
+// with the given id, creating it. With exclusive set, it waits until no other
+// exclusive user holds it (sharing=locked). Call release when the step ends.
+func (s *Store) CacheMount(id string, exclusive bool) (dir string, release func(), err error) {
+	dir = s.path("mounts", "cache", digest.FromString(id).Encoded())
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", nil, fmt.Errorf("creating cache mount %q: %w", id, err)
+	}
+	if !exclusive {
+		return dir, func() {}, nil
+	}
+	lk, err := lockExclusive(dir + ".lock")
+	if err != nil {
+		return "", nil, err
+	}
+	return dir, func() { lk.Unlock() }, nil
+}

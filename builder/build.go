@@ -1,0 +1,242 @@
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/builder-project/builder/dockerfile"
+	"github.com/builder-project/builder/executor"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+)
+
+// BuildOptions configure Build. The zero value of each optional field means
+// docker's default.
+type BuildOptions struct {
+	// ContextDir is the build context directory.
+	ContextDir string
+	// Dockerfile is the Dockerfile's path; default ContextDir/Dockerfile.
+	Dockerfile string
+	// DockerfileData, when non-nil, is the Dockerfile (read from stdin by
+	// `-f -`); Dockerfile then only names it in messages.
+	DockerfileData []byte
+	// Tags name the result; none leaves it dangling.
+	Tags []string
+	// BuildArgs are --build-arg values.
+	BuildArgs map[string]string
+	// Target is the stage to build; default the last one.
+	Target string
+	// NoCache rebuilds every step.
+	NoCache bool
+	// NoCacheFilter names stages rebuilt without the cache.
+	NoCacheFilter []string
+	// Labels are added to the final image's config.
+	Labels map[string]string
+	// Network is the default network of RUN steps: "default" (the host's,
+	// as there is no other here), "host" or "none".
+	Network string
+	// Runtime selects the OCI runtime: "" (built in), "runc", "crun" or a path.
+	Runtime string
+	// Jobs bounds how many stages build at once; default the number of CPUs.
+	Jobs int
+	// Progress receives events; nil discards them.
+	Progress func(Event)
+	// KeepImage stores the result even without tags (the default output).
+	// Exporters that only need the image's blobs work without it.
+	KeepImage bool
+}
+
+// BuildResult describes a finished build.
+type BuildResult struct {
+	// ID is the image ID (config digest).
+	ID digest.Digest
+	// Manifest describes the image manifest in the store.
+	Manifest ocispec.Descriptor
+	// Steps and Cached count executed steps and cache hits.
+	Steps, Cached int
+	// Duration is the wall time of the build.
+	Duration time.Duration
+}
+
+// build is the state of one Build call.
+type build struct {
+	b      *Builder
+	opts   BuildOptions
+	g      *dockerfile.Graph
+	exec   executor.Executor
+	ev     *emitter
+	ignore *dockerfile.Ignore
+
+	mu      sync.Mutex
+	results map[*dockerfile.Stage]*stageResult
+	steps   int
+	cached  int
+}
+
+// Build builds a Dockerfile and stores the resulting image.
+func (b *Builder) Build(ctx context.Context, opts BuildOptions) (*BuildResult, error) {
+	start := time.Now()
+	ev, closeEv := newEmitter(opts.Progress)
+	defer closeEv()
+	src, name, err := readDockerfile(opts)
+	if err != nil {
+		return nil, err
+	}
+	g, err := dockerfile.Parse(name, src, dockerfile.Options{BuildArgs: opts.BuildArgs, Target: opts.Target})
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range g.Warnings {
+		ev.emit(Event{Kind: Warning, Message: w})
+	}
+	tags, err := normalizeTags(opts.Tags)
+	if err != nil {
+		return nil, err
+	}
+	bd := &build{b: b, opts: opts, g: g, ev: ev, results: map[*dockerfile.Stage]*stageResult{}}
+	if opts.ContextDir == "" {
+		return nil, errors.New("no build context directory")
+	}
+	if fi, err := os.Stat(opts.ContextDir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("build context %s is not a directory", opts.ContextDir)
+	}
+	dfPath := opts.Dockerfile
+	if opts.DockerfileData != nil {
+		dfPath = ""
+	}
+	patterns, err := dockerfile.ReadIgnore(opts.ContextDir, dfPath)
+	if err != nil {
+		return nil, err
+	}
+	if bd.ignore, err = dockerfile.NewIgnore(patterns); err != nil {
+		return nil, err
+	}
+	if bd.exec, err = executor.New(opts.Runtime); err != nil {
+		return nil, err
+	}
+	lease, err := b.st.Lease()
+	if err != nil {
+		return nil, err
+	}
+	defer lease.Release()
+
+	if err := bd.runStages(ctx); err != nil {
+		return nil, err
+	}
+	final := bd.results[g.Target]
+	cfg := final.cfg
+	now := time.Now().UTC()
+	cfg.Created = &now
+	if len(opts.Labels) > 0 {
+		if cfg.Config.Labels == nil {
+			cfg.Config.Labels = map[string]string{}
+		}
+		for k, v := range opts.Labels {
+			cfg.Config.Labels[k] = v
+		}
+	}
+	var keep []string
+	if opts.KeepImage || len(tags) > 0 {
+		keep = tags
+	}
+	id, err := b.commitImage(ctx, cfg, final.layers, keep, final.parent)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := b.st.View()
+	if err != nil {
+		return nil, err
+	}
+	res := &BuildResult{ID: id, Steps: bd.steps, Cached: bd.cached, Duration: time.Since(start)}
+	if rec := idx.Images[id]; rec != nil {
+		res.Manifest = rec.Manifest
+	}
+	ev.emit(Event{Kind: BuildDone, Message: fmt.Sprintf("built %s in %.2fs: %d steps, %d cached", shortID(id), res.Duration.Seconds(), res.Steps+res.Cached, res.Cached)})
+	return res, nil
+}
+
+func readDockerfile(opts BuildOptions) ([]byte, string, error) {
+	name := opts.Dockerfile
+	if opts.DockerfileData != nil {
+		if name == "" {
+			name = "Dockerfile"
+		}
+		return opts.DockerfileData, name, nil
+	}
+	if name == "" {
+		name = filepath.Join(opts.ContextDir, "Dockerfile")
+	}
+	src, err := os.ReadFile(name)
+	if err != nil {
+		return nil, "", fmt.Errorf("reading Dockerfile: %w", err)
+	}
+	display := name
+	if rel, err := filepath.Rel(opts.ContextDir, name); err == nil && !filepath.IsAbs(rel) && rel != "" && rel[0] != '.' {
+		display = rel
+	}
+	return src, display, nil
+}
+
+// runStages builds every needed stage, each as soon as the stages it depends
+// on are done, at most Jobs at a time.
+func (bd *build) runStages(ctx context.Context) error {
+	needed := bd.g.Needed()
+	jobs := bd.opts.Jobs
+	if jobs <= 0 {
+		jobs = runtime.NumCPU()
+	}
+	sem := make(chan struct{}, jobs)
+	done := map[*dockerfile.Stage]chan struct{}{}
+	for _, s := range needed {
+		done[s] = make(chan struct{})
+		bd.results[s] = &stageResult{}
+	}
+	eg, ctx := errgroup.WithContext(ctx)
+	for _, s := range needed {
+		eg.Go(func() error {
+			for _, d := range s.Deps {
+				select {
+				case <-done[d]:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			defer func() { <-sem }()
+			if err := bd.runStage(ctx, s); err != nil {
+				return err
+			}
+			close(done[s])
+			return nil
+		})
+	}
+	return eg.Wait()
+}
+
+// result returns the finished result of a stage this stage depends on.
+func (bd *build) result(s *dockerfile.Stage) *stageResult {
+	bd.mu.Lock()
+	defer bd.mu.Unlock()
+	return bd.results[s]
+}
+
+func (bd *build) count(cached bool) {
+	bd.mu.Lock()
+	defer bd.mu.Unlock()
+	if cached {
+		bd.cached++
+	} else {
+		bd.steps++
+	}
+}

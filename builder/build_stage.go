@@ -1,0 +1,217 @@
+package builder
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/builder-project/builder/dockerfile"
+	"github.com/builder-project/builder/layer"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// historyComment marks history entries builder wrote, as BuildKit's do.
+const historyComment = "buildkit.dockerfile.v0"
+
+// stageResult is the state of a stage while it builds and, once done, what
+// dependents read: its config, layers and the cache key of its last step.
+type stageResult struct {
+	cfg    Config
+	layers []newImageLayer
+	scope  *dockerfile.Scope
+	cst    configState
+	// key is the cache key of the last step (or of the base).
+	key digest.Digest
+	// parent is the ID of the base image, if any.
+	parent digest.Digest
+	// noCache: --no-cache or --no-cache-filter applies to this stage.
+	noCache bool
+}
+
+// diffIDs returns the stage's layer diffIDs so far.
+func (r *stageResult) diffIDs() []digest.Digest {
+	out := make([]digest.Digest, len(r.layers))
+	for i, l := range r.layers {
+		out[i] = l.DiffID
+	}
+	return out
+}
+
+// stepOutcome is what one step did: a new layer or none, and its history.
+type stepOutcome struct {
+	layer     *newImageLayer
+	createdBy string
+}
+
+// runStage builds one stage into bd.results[s].
+func (bd *build) runStage(ctx context.Context, s *dockerfile.Stage) error {
+	res := bd.result(s)
+	res.noCache = bd.opts.NoCache || containsFold(bd.opts.NoCacheFilter, s.Name)
+	steps, err := bd.startStage(ctx, s, res)
+	if err != nil {
+		return err
+	}
+	for i, st := range steps {
+		ev := Event{Stage: s.DisplayName(), Step: i + 1, Steps: len(steps), Name: st.Original}
+		if err := bd.runStep(ctx, s, res, st, ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startStage sets up res from the stage's base and returns the steps to run:
+// the base image's ONBUILD triggers first.
+func (bd *build) startStage(ctx context.Context, s *dockerfile.Stage, res *stageResult) ([]*dockerfile.Step, error) {
+	steps := s.Steps
+	switch {
+	case s.BaseStage != nil:
+		base := bd.result(s.BaseStage)
+		if err := deepCopy(&res.cfg, &base.cfg); err != nil {
+			return nil, err
+		}
+		res.layers = append([]newImageLayer(nil), base.layers...)
+		res.scope = base.scope.Child()
+		res.key = base.key
+		res.parent = base.parent
+	case s.IsScratch():
+		res.cfg.Platform = ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
+		res.scope = bd.g.NewScope(nil)
+		res.key = digest.FromString("scratch")
+	default:
+		img, err := bd.b.resolve(ctx, s.BaseName)
+		if err != nil {
+			return nil, dockerfile.NewError(s.Location, fmt.Errorf("FROM %s: %w (builder has no registry access yet: load or import the image first)", s.BaseName, err))
+		}
+		res.cfg = img.config
+		res.parent = img.rec.ID
+		res.key = img.rec.Manifest.Digest
+		idx, err := bd.b.st.View()
+		if err != nil {
+			return nil, err
+		}
+		for i, l := range img.manifest.Layers {
+			d := img.config.RootFS.DiffIDs[i]
+			res.layers = append(res.layers, newImageLayer{Layer: layer.Layer{Desc: l, DiffID: d}, Size: layerSize(idx, d, l)})
+		}
+		res.scope = bd.g.NewScope(img.config.Config.Env)
+		if len(img.config.Config.OnBuild) > 0 {
+			trig, err := bd.g.ParseTriggers(s, img.config.Config.OnBuild)
+			if err != nil {
+				return nil, err
+			}
+			steps = append(trig, steps...)
+		}
+	}
+	res.cfg.Config.OnBuild = nil
+	res.cfg.Config.Env = res.scope.ImageEnv()
+	if res.cfg.Config.Labels == nil {
+		res.cfg.Config.Labels = nil
+	}
+	return steps, nil
+}
+
+// runStep resolves and executes one step, or takes it from the cache.
+func (bd *build) runStep(ctx context.Context, s *dockerfile.Stage, res *stageResult, st *dockerfile.Step, ev Event) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r, err := res.scope.Apply(st)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	var out stepOutcome
+	switch c := r.Command.(type) {
+	case *instructions.RunCommand:
+		out, err = bd.runCommand(ctx, s, res, r, c, ev)
+	case *instructions.CopyCommand:
+		out, err = bd.copyCommand(ctx, res, r, copyFrom(c), ev)
+	case *instructions.AddCommand:
+		out, err = bd.copyCommand(ctx, res, r, copyFromAdd(c), ev)
+	case *instructions.WorkdirCommand:
+		applyConfig(&res.cfg, &res.cst, c)
+		out, err = bd.workdirCommand(ctx, res, r, ev)
+	case *instructions.ArgCommand:
+		out = stepOutcome{createdBy: dockerfile.ArgString(c)}
+		err = bd.metaStep(res, r, ev, start)
+	default:
+		var ok bool
+		ok, err = applyConfig(&res.cfg, &res.cst, c)
+		if err == nil && !ok {
+			err = fmt.Errorf("instruction %s is not supported", strings.ToUpper(c.Name()))
+		}
+		out = stepOutcome{createdBy: createdBy(r)}
+		if err == nil {
+			err = bd.metaStep(res, r, ev, start)
+		}
+	}
+	if err != nil {
+		return dockerfile.NewError(st.Location, err)
+	}
+	res.cfg.Config.Env = res.scope.ImageEnv()
+	now := time.Now().UTC()
+	h := ocispec.History{Created: &now, CreatedBy: out.createdBy, Comment: historyComment, EmptyLayer: out.layer == nil}
+	res.cfg.History = append(res.cfg.History, h)
+	if out.layer != nil {
+		res.layers = append(res.layers, *out.layer)
+	}
+	return nil
+}
+
+// metaStep reports a metadata-only step (no filesystem change).
+func (bd *build) metaStep(res *stageResult, r *dockerfile.Resolved, ev Event, start time.Time) error {
+	bd.count(false)
+	ev.Kind = StepDone
+	ev.Duration = time.Since(start)
+	bd.ev.emit(ev)
+	return nil
+}
+
+// createdBy renders a metadata instruction for history, expanded.
+func createdBy(r *dockerfile.Resolved) string {
+	switch c := r.Command.(type) {
+	case *instructions.EnvCommand:
+		return "ENV " + kvString(c.Env)
+	case *instructions.LabelCommand:
+		return "LABEL " + kvString(c.Labels)
+	case *instructions.WorkdirCommand:
+		return "WORKDIR " + c.Path
+	case *instructions.UserCommand:
+		return "USER " + c.User
+	}
+	return r.Step.Original
+}
+
+func kvString(kvs instructions.KeyValuePairs) string {
+	parts := make([]string, len(kvs))
+	for i, kv := range kvs {
+		parts[i] = kv.Key + "=" + kv.Value
+	}
+	return strings.Join(parts, " ")
+}
+
+func containsFold(list []string, s string) bool {
+	for _, x := range list {
+		if s != "" && strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// deepCopy copies src into dst through JSON, so that two stages sharing a
+// base never share maps or slices.
+func deepCopy(dst, src *Config) error {
+	data, err := json.Marshal(src)
+	if err != nil {
+		return err
+	}
+	*dst = Config{}
+	return json.Unmarshal(data, dst)
+}

@@ -1,0 +1,103 @@
+package builder
+
+import "time"
+
+// EventKind says what an Event reports.
+type EventKind int
+
+// Event kinds, in the order a step emits them.
+const (
+	// StepStarted: a step began executing (a cache miss).
+	StepStarted EventKind = iota
+	// StepCached: a step was satisfied from the build cache.
+	StepCached
+	// StepLog: output of a running step (Log holds a chunk).
+	StepLog
+	// StepDone: a step finished; Err is set if it failed.
+	StepDone
+	// Warning: a non-fatal message about the build (Message).
+	Warning
+	// BuildDone: the build finished (Message holds a summary).
+	BuildDone
+)
+
+// Event is one progress report of a build. The library never writes to the
+// terminal; the CLI renders events.
+type Event struct {
+	Kind EventKind
+	// Stage is the stage's display name ("build", "stage-0").
+	Stage string
+	// Step is the 1-based position of the step in its stage, Steps the
+	// number of steps in that stage.
+	Step, Steps int
+	// Name is the instruction as shown ("RUN make").
+	Name string
+	// Log is output of the step, for StepLog.
+	Log []byte
+	// Duration is how long the step took, for StepDone.
+	Duration time.Duration
+	// Err is the step's error, for StepDone.
+	Err error
+	// Message is the text of Warning and BuildDone.
+	Message string
+	// Time is when the event happened.
+	Time time.Time
+}
+
+// emitter serializes events to the user's callback.
+type emitter struct {
+	fn func(Event)
+	ch chan Event
+}
+
+func (e *emitter) emit(ev Event) {
+	if e == nil || e.fn == nil {
+		return
+	}
+	ev.Time = time.Now()
+	e.ch <- ev
+}
+
+func newEmitter(fn func(Event)) (*emitter, func()) {
+	e := &emitter{fn: fn, ch: make(chan Event, 256)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ev := range e.ch {
+			if fn != nil {
+				fn(ev)
+			}
+		}
+	}()
+	return e, func() { close(e.ch); <-done }
+}
+
+// logWriter turns a step's output into StepLog events and keeps its tail
+// for the error message of a failing step.
+type logWriter struct {
+	e    *emitter
+	base Event
+	tail []byte
+}
+
+const tailSize = 4 << 10
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	ev := w.base
+	ev.Kind = StepLog
+	ev.Log = append([]byte(nil), p...)
+	w.e.emit(ev)
+	w.tail = append(w.tail, p...)
+	if len(w.tail) > 2*tailSize {
+		w.tail = append([]byte(nil), w.tail[len(w.tail)-tailSize:]...)
+	}
+	return len(p), nil
+}
+
+func (w *logWriter) Tail() string {
+	t := w.tail
+	if len(t) > tailSize {
+		t = t[len(t)-tailSize:]
+	}
+	return string(t)
+}

@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/builder-project/builder/builder"
+	"github.com/builder-project/builder/dockerfile"
+)
+
+func init() {
+	register("build", "Build an image from a Dockerfile", cmdBuild)
+}
+
+// output is one --output destination.
+type output struct{ typ, dest string }
+
+func parseOutput(s string) (output, error) {
+	o := output{}
+	if !strings.Contains(s, "=") {
+		return output{typ: "local", dest: s}, nil // docker's shorthand: -o DIR
+	}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		switch strings.TrimSpace(k) {
+		case "type":
+			o.typ = v
+		case "dest":
+			o.dest = v
+		default:
+			return o, fmt.Errorf("--output: unknown key %q", k)
+		}
+	}
+	switch o.typ {
+	case "image", "registry":
+		if o.typ == "registry" {
+			return o, fmt.Errorf("--output type=registry: registry push is not available yet")
+		}
+	case "oci", "docker", "local", "tar":
+		if o.dest == "" {
+			return o, fmt.Errorf("--output type=%s needs dest=PATH", o.typ)
+		}
+	default:
+		return o, fmt.Errorf("--output: unknown type %q (want image, oci, docker, local or tar)", o.typ)
+	}
+	return o, nil
+}
+
+func cmdBuild(ctx context.Context, g *globals, args []string) error {
+	fs := g.flags("build")
+	tags := fs.StringArrayP("tag", "t", nil, "name and optionally a tag (name:tag)")
+	file := fs.StringP("file", "f", "", "name of the Dockerfile (default CONTEXT/Dockerfile; - reads standard input)")
+	buildArgs := fs.StringArray("build-arg", nil, "set a build-time variable (K=V, or K to take it from the environment)")
+	target := fs.String("target", "", "build this stage")
+	noCache := fs.Bool("no-cache", false, "do not use the cache")
+	noCacheFilter := fs.StringArray("no-cache-filter", nil, "do not use the cache for these stages")
+	labels := fs.StringArray("label", nil, "set a label on the image (K=V)")
+	iidfile := fs.String("iidfile", "", "write the image ID to this file")
+	network := fs.String("network", "default", "network of RUN steps: default, none or host")
+	outputs := fs.StringArrayP("output", "o", nil, "output: type=image|oci|docker|local|tar,dest=PATH")
+	progress := fs.String("progress", "auto", "progress output: auto, plain, tty or quiet")
+	quiet := fs.BoolP("quiet", "q", false, "suppress the build output and print the image ID")
+	jobs := fs.Int("jobs", 0, "how many stages may build at once (default: number of CPUs)")
+	runtime := fs.String("runtime", "", "OCI runtime for RUN: builtin (default), runc, crun or a path")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("\"builder build\" requires exactly 1 argument: CONTEXT (a directory)")
+	}
+	switch *network {
+	case "default", "none", "host":
+	default:
+		return fmt.Errorf("--network %q: want default, none or host", *network)
+	}
+	opts := builder.BuildOptions{
+		ContextDir: fs.Arg(0), Tags: *tags, Target: *target, NoCache: *noCache, NoCacheFilter: *noCacheFilter,
+		Network: *network, Runtime: *runtime, Jobs: *jobs, BuildArgs: map[string]string{}, Labels: map[string]string{},
+	}
+	if opts.ContextDir == "-" {
+		return fmt.Errorf("reading the build context from standard input is not supported yet: pass a directory")
+	}
+	for _, a := range *buildArgs {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok {
+			var set bool
+			if v, set = os.LookupEnv(k); !set {
+				continue
+			}
+		}
+		opts.BuildArgs[k] = v
+	}
+	for _, l := range *labels {
+		k, v, _ := strings.Cut(l, "=")
+		opts.Labels[k] = v
+	}
+	switch *file {
+	case "-":
+		data, err := io.ReadAll(os.Stdin)
+		if err != nil {
+			return fmt.Errorf("reading Dockerfile from standard input: %w", err)
+		}
+		opts.DockerfileData = data
+	case "":
+	default:
+		opts.Dockerfile = *file
+	}
+	var outs []output
+	for _, o := range *outputs {
+		out, err := parseOutput(o)
+		if err != nil {
+			return err
+		}
+		outs = append(outs, out)
+	}
+	storeImage := len(outs) == 0
+	for _, o := range outs {
+		storeImage = storeImage || o.typ == "image"
+	}
+	opts.KeepImage = storeImage
+	mode := *progress
+	if *quiet {
+		mode = "quiet"
+	}
+	r, err := newRenderer(mode, os.Stderr)
+	if err != nil {
+		return err
+	}
+	opts.Progress = r.event
+	b, err := g.open()
+	if err != nil {
+		return err
+	}
+	res, err := b.Build(ctx, opts)
+	r.close()
+	if err != nil {
+		return buildError(err, opts)
+	}
+	for _, o := range outs {
+		if err := exportOutput(ctx, b, res, o, *tags); err != nil {
+			return err
+		}
+	}
+	if !storeImage {
+		// The image was only needed for the exports; its layers stay in the cache.
+		b.Remove(ctx, []string{res.ID.String()}, true)
+	}
+	if *iidfile != "" {
+		if err := os.WriteFile(*iidfile, []byte(res.ID.String()), 0o644); err != nil {
+			return err
+		}
+	}
+	if mode == "quiet" {
+		fmt.Println(res.ID)
+	} else {
+		fmt.Fprintf(os.Stderr, "Successfully built %s\n", strings.TrimPrefix(res.ID.String(), "sha256:")[:12])
+		for _, t := range *tags {
+			fmt.Fprintf(os.Stderr, "Successfully tagged %s\n", t)
+		}
+	}
+	return nil
+}
+
+func exportOutput(ctx context.Context, b *builder.Builder, res *builder.BuildResult, o output, tags []string) error {
+	ref := res.ID.String()
+	switch o.typ {
+	case "image":
+		return nil
+	case "oci", "docker":
+		return writeOutput(o.dest, func(w io.Writer) error {
+			return b.SaveID(ctx, w, builder.ArchiveFormat(o.typ), res.ID, tags)
+		})
+	case "tar":
+		return writeOutput(o.dest, func(w io.Writer) error { return b.Export(ctx, w, ref) })
+	case "local":
+		if err := os.MkdirAll(o.dest, 0o755); err != nil {
+			return err
+		}
+		return b.ExportDir(ctx, o.dest, ref)
+	}
+	return nil
+}
+
+// buildError renders a Dockerfile error with the lines it points at.
+func buildError(err error, opts builder.BuildOptions) error {
+	var de *dockerfile.Error
+	if !errors.As(err, &de) || de.StartLine <= 0 {
+		return err
+	}
+	src := opts.DockerfileData
+	if src == nil {
+		name := opts.Dockerfile
+		if name == "" {
+			name = filepath.Join(opts.ContextDir, "Dockerfile")
+		}
+		src, _ = os.ReadFile(name)
+	}
+	lines := strings.Split(string(src), "\n")
+	fmt.Fprintln(os.Stderr, "------")
+	end := de.EndLine
+	if end < de.StartLine {
+		end = de.StartLine
+	}
+	for n := max(1, de.StartLine-2); n <= min(len(lines), end+1); n++ {
+		mark := "  "
+		if n >= de.StartLine && n <= end {
+			mark = ">>>"
+		}
+		fmt.Fprintf(os.Stderr, " %3s %4d | %s\n", mark, n, lines[n-1])
+	}
+	fmt.Fprintln(os.Stderr, "------")
+	var se *builder.StepError
+	if errors.As(err, &se) {
+		printError(err)
+		return exitError{code: 1}
+	}
+	return err
+}
