@@ -1,0 +1,113 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+	"io"
+)
+
+// Spec describes one container run. The zero values of the optional fields
+// select the defaults documented on each field.
+type Spec struct {
+	// Lowers are the overlay lower directories, topmost first. When empty,
+	// the runner uses an empty directory as the only lower.
+	Lowers []string
+	// Upper and Work are a fresh overlay upperdir and workdir on the same
+	// filesystem. After Run, Upper holds the changes made by the process.
+	Upper, Work string
+	// Args is the argv of the process; the caller wraps shell-form
+	// commands in a shell. Args[0] without a slash is looked up in the PATH
+	// of Env inside the container.
+	Args []string
+	// Env holds KEY=VALUE pairs. PATH defaults to DefaultPath and HOME to
+	// the user's home directory from the container's /etc/passwd.
+	Env []string
+	// Cwd is the absolute working directory inside the container, "/" by
+	// default. It is created (owned by root, mode 0755) when missing, and
+	// stays in the upperdir as Docker's WORKDIR does.
+	Cwd string
+	// User is "", name, uid, name:group, uid:gid (any mix). It is resolved
+	// against /etc/passwd and /etc/group of the merged root filesystem.
+	// Without a group, supplementary groups come from /etc/group. An
+	// unknown name is an error. "" means root.
+	User string
+	// Hostname defaults to a random 12-character hex string.
+	Hostname string
+	// Network is "default" or "host" (share the host's network namespace,
+	// the default when empty) or "none" (a new network namespace with only
+	// the loopback interface, brought up).
+	Network string
+	// Mounts are extra mounts, applied after the standard ones in order.
+	Mounts []Mount
+	// Hosts and ResolvConf are host files bind-mounted read-only onto
+	// /etc/hosts and /etc/resolv.conf. When empty, the runner generates a
+	// hosts file (localhost and Hostname) and copies the host's
+	// /etc/resolv.conf. Mountpoint stubs never remain in the upperdir.
+	Hosts, ResolvConf string
+}
+
+// Mount is an extra mount at a path inside the container, such as the ones
+// RUN --mount asks for.
+type Mount struct {
+	// Type is "bind" or "tmpfs".
+	Type string
+	// Source is the host path of a bind mount; it is ignored for tmpfs.
+	// The caller is responsible for resolving it safely.
+	Source string
+	// Destination is the absolute path inside the container. It is
+	// resolved inside the root filesystem, and a missing mountpoint is
+	// created for the run and removed afterwards.
+	Destination string
+	// Options are OCI mount options such as "ro", "rw", "nosuid" or
+	// "size=64m". Bind mounts are recursive unless "bind" is given.
+	Options []string
+}
+
+// IO connects the process's standard streams. A nil Stdin reads from
+// /dev/null; a nil Stdout or Stderr discards the output.
+type IO struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+// ExitError reports that the process ran and exited with a non-zero status.
+// A process killed by signal N reports 128+N, as a shell would.
+type ExitError struct {
+	Code int
+}
+
+// Error implements error.
+func (e *ExitError) Error() string {
+	return fmt.Sprintf("process exited with code %d", e.Code)
+}
+
+// Executor runs a Spec to completion.
+//
+// Run returns nil when the process exits with status 0, an *ExitError for
+// any other status, and a different error when the container could not be
+// set up. Cancelling ctx kills the whole process tree; Run returns ctx's
+// error only after every process is gone. No mount is ever made on the
+// host, so none is left behind either way.
+type Executor interface {
+	Run(ctx context.Context, s Spec, stdio IO) error
+}
+
+// Runtime names accepted by New.
+const (
+	// Builtin selects the built-in runtime; "" selects it too.
+	Builtin = "builtin"
+	// Runc selects the runc binary found on PATH.
+	Runc = "runc"
+	// Crun selects the crun binary found on PATH.
+	Crun = "crun"
+)
+
+// New returns an Executor for runtime: "" or Builtin for the built-in
+// runtime, or the name (looked up on PATH) or path of an OCI runtime
+// binary that understands runc's command line, such as runc or crun.
+func New(runtime string) (Executor, error) {
+	if runtime == "" || runtime == Builtin {
+		return newBuiltin()
+	}
+	return newOCIRuntime(runtime)
+}

@@ -1,0 +1,182 @@
+package executor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// overlayFixedOptions keep the upperdir a self-contained diff.
+var overlayFixedOptions = [][2]string{{"redirect_dir", "off"}, {"metacopy", "off"}, {"index", "off"}}
+
+// mountOverlay mounts an overlay of lowers (topmost first), upper and work
+// on target, in the caller's mount namespace. With upper empty the overlay
+// is read-only (and needs two lowers or more). It uses the new mount API,
+// which takes one lower directory per call and so has no length limit, and
+// falls back to mount(2) on kernels without "lowerdir+" (before 6.8).
+func mountOverlay(target string, lowers []string, upper, work string) error {
+	return mountOverlayWith(target, lowers, upper, work, false)
+}
+
+// mountOverlayWith is mountOverlay; legacy forces mount(2).
+func mountOverlayWith(target string, lowers []string, upper, work string, legacy bool) error {
+	if len(lowers) == 0 {
+		return errors.New("mounting overlay: no lower directory")
+	}
+	err := errNoLowerdirPlus
+	if !legacy {
+		err = mountOverlayFsconfig(target, lowers, upper, work)
+	}
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, unix.ENOSYS) && !errors.Is(err, errNoLowerdirPlus) {
+		return fmt.Errorf("mounting overlay on %s: %w", target, err)
+	}
+	if err := mountOverlayLegacy(target, lowers, upper, work); err != nil {
+		return fmt.Errorf("mounting overlay on %s: %w", target, err)
+	}
+	return nil
+}
+
+var errNoLowerdirPlus = errors.New(`kernel does not support "lowerdir+"`)
+
+func mountOverlayFsconfig(target string, lowers []string, upper, work string) (err error) {
+	fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("opening overlay filesystem context: %w", err)
+	}
+	defer unix.Close(fd)
+	defer func() {
+		if err != nil {
+			if log := fsLog(fd); log != "" {
+				err = fmt.Errorf("%w (%s)", err, log)
+			}
+		}
+	}()
+	for i, l := range lowers {
+		if err := unix.FsconfigSetString(fd, "lowerdir+", l); err != nil {
+			if i == 0 && errors.Is(err, unix.EINVAL) {
+				if strings.Contains(fsLog(fd), "lowerdir+") {
+					return errNoLowerdirPlus
+				}
+			}
+			return fmt.Errorf("setting lowerdir %s: %w", l, err)
+		}
+	}
+	opts := overlayFixedOptions
+	if upper != "" {
+		opts = append([][2]string{{"upperdir", upper}, {"workdir", work}}, opts...)
+	}
+	for _, o := range opts {
+		if err := unix.FsconfigSetString(fd, o[0], o[1]); err != nil {
+			return fmt.Errorf("setting %s=%s: %w", o[0], o[1], err)
+		}
+	}
+	if err := unix.FsconfigCreate(fd); err != nil {
+		return fmt.Errorf("creating overlay: %w", err)
+	}
+	mfd, err := unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("creating overlay mount: %w", err)
+	}
+	defer unix.Close(mfd)
+	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("attaching overlay mount: %w", err)
+	}
+	return nil
+}
+
+// fsLog drains the messages the kernel queued on a filesystem context.
+func fsLog(fd int) string {
+	var msgs []string
+	buf := make([]byte, 4096)
+	for range 32 {
+		n, err := unix.Read(fd, buf)
+		if err != nil || n <= 0 {
+			break
+		}
+		msgs = append(msgs, strings.TrimSpace(string(buf[:n])))
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// mountOverlayLegacy uses mount(2). Its options must fit in a page, so
+// when absolute paths are too long it changes to the directory all of them
+// share and passes relative paths.
+func mountOverlayLegacy(target string, lowers []string, upper, work string) error {
+	dirs := append([]string(nil), lowers...)
+	if upper != "" {
+		dirs = append(dirs, upper, work)
+	}
+	for _, d := range dirs {
+		if strings.ContainsAny(d, ",:\\") {
+			return fmt.Errorf("overlay directory %q contains ',', ':' or '\\'", d)
+		}
+	}
+	data := overlayData(lowers, upper, work)
+	if len(data) < os.Getpagesize() {
+		return unix.Mount("overlay", target, "overlay", 0, data)
+	}
+	common := commonDir(dirs)
+	if common == "/" {
+		return fmt.Errorf("overlay options are %d bytes, more than a page, and the directories share no parent", len(data))
+	}
+	rel := func(p string) string {
+		if p == "" {
+			return ""
+		}
+		r, _ := filepath.Rel(common, p)
+		return r
+	}
+	var rl []string
+	for _, l := range lowers {
+		rl = append(rl, rel(l))
+	}
+	data = overlayData(rl, rel(upper), rel(work))
+	if len(data) >= os.Getpagesize() {
+		return fmt.Errorf("overlay options are %d bytes even with relative paths, more than a page", len(data))
+	}
+	absTarget, err := filepath.Abs(target)
+	if err != nil {
+		return err
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return fmt.Errorf("getting working directory: %w", err)
+	}
+	if err := unix.Chdir(common); err != nil {
+		return fmt.Errorf("changing to %s: %w", common, err)
+	}
+	defer unix.Chdir(wd)
+	return unix.Mount("overlay", absTarget, "overlay", 0, data)
+}
+
+func overlayData(lowers []string, upper, work string) string {
+	var b strings.Builder
+	b.WriteString("lowerdir=" + strings.Join(lowers, ":"))
+	if upper != "" {
+		b.WriteString(",upperdir=" + upper + ",workdir=" + work)
+	}
+	for _, o := range overlayFixedOptions {
+		b.WriteString("," + o[0] + "=" + o[1])
+	}
+	return b.String()
+}
+
+// commonDir returns the deepest directory containing all of the absolute
+// paths dirs.
+func commonDir(dirs []string) string {
+	common := filepath.Dir(filepath.Clean(dirs[0]))
+	for _, d := range dirs[1:] {
+		d = filepath.Clean(d)
+		for common != "/" && !strings.HasPrefix(d, common+"/") {
+			common = filepath.Dir(common)
+		}
+	}
+	return common
+}

@@ -1,0 +1,190 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// forceLegacyOverlay makes children mount the overlay with mount(2); tests
+// set it to cover the fallback.
+var forceLegacyOverlay bool
+
+// builtin is the runtime that needs only the kernel.
+type builtin struct{}
+
+var _ Executor = builtin{}
+
+func newBuiltin() (Executor, error) { return builtin{}, nil }
+
+// Run implements Executor.
+func (builtin) Run(ctx context.Context, s Spec, stdio IO) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p, err := prepare(s)
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	flags := uintptr(syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC)
+	if hasNamespace(p.oci, specs.NetworkNamespace) {
+		flags |= syscall.CLONE_NEWNET
+	}
+	st, res, err := runHelper(ctx, p.config(modeInit), flags, stdio, nil)
+	return finish(ctx, p, st, res, err, nil)
+}
+
+// finish removes the stubs and turns a child's outcome into Run's error.
+// runtimeErr, when set, explains a non-zero status better than an
+// ExitError would (an external runtime's own failure).
+func finish(ctx context.Context, p *prepared, st *os.ProcessState, res helperResult, err error, runtimeErr func() error) error {
+	cleanupErr := removeStubs(p.spec.Upper, res.cleanup)
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case err != nil:
+		return err
+	case res.err != "":
+		return fmt.Errorf("setting up container: %s", res.err)
+	}
+	if code := exitCode(st); code != 0 {
+		if runtimeErr != nil {
+			if err := runtimeErr(); err != nil {
+				return err
+			}
+		}
+		return &ExitError{Code: code}
+	}
+	return cleanupErr
+}
+
+// prepared holds a run's defaults and its private temporary directory,
+// which has the generated hosts and resolv.conf files, an empty lower when
+// needed and the directory the rootfs is mounted on (in the child's mount
+// namespace only). For an external runtime it is the bundle too.
+type prepared struct {
+	spec   Spec
+	oci    *specs.Spec
+	dir    string
+	rootfs string
+}
+
+func prepare(s Spec) (_ *prepared, err error) {
+	if err := s.validate(); err != nil {
+		return nil, err
+	}
+	if s.Upper == "" || s.Work == "" {
+		return nil, errors.New("validating spec: upper and work directories are required")
+	}
+	dir, err := os.MkdirTemp("", "builder-run-")
+	if err != nil {
+		return nil, fmt.Errorf("creating run directory: %w", err)
+	}
+	p := &prepared{dir: dir, rootfs: filepath.Join(dir, "rootfs")}
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
+	if s.Hostname == "" {
+		s.Hostname = randomHostname()
+	}
+	if s.Hosts == "" {
+		s.Hosts = filepath.Join(dir, "hosts")
+		if err := os.WriteFile(s.Hosts, hostsFile(s.Hostname), 0o644); err != nil {
+			return nil, fmt.Errorf("writing hosts file: %w", err)
+		}
+	}
+	if s.ResolvConf == "" {
+		b, err := os.ReadFile("/etc/resolv.conf")
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("reading host resolv.conf: %w", err)
+		}
+		s.ResolvConf = filepath.Join(dir, "resolv.conf")
+		if err := os.WriteFile(s.ResolvConf, b, 0o644); err != nil {
+			return nil, fmt.Errorf("writing resolv.conf: %w", err)
+		}
+	}
+	if len(s.Lowers) == 0 {
+		empty := filepath.Join(dir, "empty")
+		if err := os.Mkdir(empty, 0o755); err != nil {
+			return nil, fmt.Errorf("creating empty lower directory: %w", err)
+		}
+		s.Lowers = []string{empty}
+	}
+	abs := func(p *string) {
+		if a, err := filepath.Abs(*p); err == nil {
+			*p = a
+		}
+	}
+	s.Lowers = append([]string(nil), s.Lowers...)
+	for i := range s.Lowers {
+		abs(&s.Lowers[i])
+	}
+	abs(&s.Upper)
+	abs(&s.Work)
+	if err := os.Mkdir(p.rootfs, 0o755); err != nil {
+		return nil, fmt.Errorf("creating rootfs mountpoint: %w", err)
+	}
+	if p.oci, err = s.OCI(); err != nil {
+		return nil, err
+	}
+	clampRlimits(p.oci)
+	p.spec = s
+	return p, nil
+}
+
+func (p *prepared) config(mode string) *initConfig {
+	return &initConfig{
+		Mode:   mode,
+		Spec:   p.oci,
+		Rootfs: p.rootfs,
+		Lowers: p.spec.Lowers,
+		Upper:  p.spec.Upper,
+		Work:   p.spec.Work,
+		User:   p.spec.User,
+
+		LegacyOverlay: forceLegacyOverlay,
+	}
+}
+
+// close removes the run directory. The rootfs mountpoint is removed with
+// os.Remove first: should anything still be mounted there, that fails and
+// nothing below it is touched.
+func (p *prepared) close() {
+	if err := os.Remove(p.rootfs); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	_ = os.RemoveAll(p.dir)
+}
+
+// clampRlimits lowers the spec's limits to the current hard limits when
+// the process may not raise them (no CAP_SYS_RESOURCE, as in many CI
+// containers), so that neither runtime fails on setrlimit.
+func clampRlimits(sp *specs.Spec) {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err == nil && data[0].Effective&(1<<unix.CAP_SYS_RESOURCE) != 0 {
+		return
+	}
+	for i, r := range sp.Process.Rlimits {
+		res, ok := rlimitTypes[r.Type]
+		if !ok {
+			continue
+		}
+		var cur unix.Rlimit
+		if unix.Getrlimit(res, &cur) != nil {
+			continue
+		}
+		sp.Process.Rlimits[i].Hard = min(r.Hard, cur.Max)
+		sp.Process.Rlimits[i].Soft = min(r.Soft, sp.Process.Rlimits[i].Hard)
+	}
+}
