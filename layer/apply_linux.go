@@ -1,0 +1,437 @@
+package layer
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+	"time"
+
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	"golang.org/x/sys/unix"
+)
+
+// ErrInvalidEntry is wrapped by Apply's errors for tar entries it refuses:
+// names or hardlink targets escaping the root, misused whiteout names,
+// unsupported entry types.
+var ErrInvalidEntry = errors.New("invalid layer entry")
+
+// Apply unpacks the uncompressed layer tar r onto dir and returns the number
+// of bytes it read from r (the uncompressed layer size; r is drained to EOF
+// so that a hashing reader upstream sees every byte).
+//
+// Every path is resolved inside dir with filepath-securejoin: symlinks met
+// on the way, absolute ones included, resolve as if dir were "/", so an
+// entry can never reach outside dir. Absolute entry names are taken
+// relative to dir, as Docker does; names and hardlink targets that climb out
+// with "..", and whiteout prefixes in directory components, are refused with
+// an error wrapping ErrInvalidEntry that names the entry. The final component
+// of an entry is never followed: whatever exists there is replaced (a
+// directory only by a non-directory; a directory entry over a directory
+// keeps its content), so an existing symlink or hardlink is never written
+// through.
+//
+// Whiteouts follow opts.Format. ".wh.NAME" and ".wh..wh..opq" apply to what
+// lies below this layer only: entries of the same layer are kept whatever
+// their order in the tar. Ownership (numeric), mode (setuid, setgid and
+// sticky included), xattrs (overlayfs' own excepted) and mtimes are restored;
+// directory modes and mtimes are set once the whole tar is unpacked.
+func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (int64, error) {
+	cr := &countingReader{r: r}
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("applying layer to %s: %w", dir, &os.PathError{Op: "open", Path: dir, Err: err})
+	}
+	a := &applier{
+		root: os.NewFile(uintptr(fd), dir),
+		opts: opts,
+		seen: make(map[string]bool),
+		buf:  make([]byte, bufSize),
+	}
+	defer a.close()
+
+	tr := tar.NewReader(cr)
+	for {
+		if err := ctx.Err(); err != nil {
+			return cr.n, fmt.Errorf("applying layer to %s: %w", dir, err)
+		}
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return cr.n, fmt.Errorf("applying layer to %s: reading tar: %w", dir, err)
+		}
+		if err := a.entry(hdr, tr); err != nil {
+			return cr.n, fmt.Errorf("applying layer to %s: entry %q: %w", dir, hdr.Name, err)
+		}
+	}
+	if _, err := io.CopyBuffer(io.Discard, cr, a.buf); err != nil {
+		return cr.n, fmt.Errorf("applying layer to %s: reading tar: %w", dir, err)
+	}
+	if err := a.finishDirs(); err != nil {
+		return cr.n, fmt.Errorf("applying layer to %s: %w", dir, err)
+	}
+	return cr.n, nil
+}
+
+type applier struct {
+	root *os.File
+	opts ApplyOptions
+	// seen holds the entries of this layer and their parents, which
+	// whiteouts and opaque markers must spare.
+	seen map[string]bool
+	dirs []dirMeta
+	buf  []byte
+	// parentName/parent cache the handle of the last parent directory.
+	parentName string
+	parent     *os.File
+}
+
+// dirMeta is applied to a directory once the tar is unpacked, since
+// creating entries inside it changes its mtime and a read-only mode would
+// stop an unprivileged caller from filling it.
+type dirMeta struct {
+	name         string
+	mode         uint32
+	atime, mtime time.Time
+}
+
+func (a *applier) close() {
+	if a.parent != nil {
+		_ = a.parent.Close()
+	}
+	_ = a.root.Close()
+}
+
+// cleanName turns a tar name into a path relative to the root ("" is the
+// root itself), refusing names that climb out.
+func cleanName(name string) (string, error) {
+	c := path.Clean(strings.TrimLeft(name, "/"))
+	if c == ".." || strings.HasPrefix(c, "../") {
+		return "", fmt.Errorf("%w: path escapes the root", ErrInvalidEntry)
+	}
+	if c == "." {
+		return "", nil
+	}
+	return c, nil
+}
+
+// parentDir returns a handle of directory name ("" is the root), creating
+// missing directories when create is set. The caller must not close it.
+func (a *applier) parentDir(name string, create bool) (*os.File, error) {
+	if name == "" {
+		return a.root, nil
+	}
+	if a.parent != nil && a.parentName == name {
+		return a.parent, nil
+	}
+	a.dropParent()
+	var (
+		f   *os.File
+		err error
+	)
+	if create {
+		f, err = pathrs.MkdirAllHandle(a.root, name, 0o755)
+	} else {
+		f, err = pathrs.OpenatInRoot(a.root, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	a.parent, a.parentName = f, name
+	return f, nil
+}
+
+// dropParent forgets the cached parent handle. An entry can replace its
+// own parent only through an entry in a higher directory, which also
+// drops the cache, so the cache never outlives its directory.
+func (a *applier) dropParent() {
+	if a.parent != nil {
+		_ = a.parent.Close()
+	}
+	a.parent, a.parentName = nil, ""
+}
+
+func (a *applier) markSeen(name string) {
+	for name != "" && !a.seen[name] {
+		a.seen[name] = true
+		name = parentOf(name)
+	}
+}
+
+func parentOf(name string) string {
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		return name[:i]
+	}
+	return ""
+}
+
+func (a *applier) entry(hdr *tar.Header, tr io.Reader) error {
+	name, err := cleanName(hdr.Name)
+	if err != nil {
+		return err
+	}
+	parent, base := parentOf(name), name[strings.LastIndexByte(name, '/')+1:]
+	for _, c := range strings.Split(parent, "/") {
+		if strings.HasPrefix(c, whiteoutMeta) {
+			return nil // inside AUFS bookkeeping such as .wh..wh.plnk
+		}
+		if strings.HasPrefix(c, whiteoutPrefix) {
+			return fmt.Errorf("%w: whiteout prefix %q in a directory component", ErrInvalidEntry, c)
+		}
+	}
+	switch {
+	case base == opaqueMarker:
+		return a.opaque(parent)
+	case strings.HasPrefix(base, whiteoutMeta):
+		return nil // AUFS bookkeeping, meaningless here
+	case strings.HasPrefix(base, whiteoutPrefix):
+		target := strings.TrimPrefix(base, whiteoutPrefix)
+		if target == "" || target == "." || target == ".." {
+			return fmt.Errorf("%w: whiteout without a name", ErrInvalidEntry)
+		}
+		return a.whiteout(parent, target)
+	}
+
+	switch hdr.Typeflag {
+	case tar.TypeXGlobalHeader:
+		return nil
+	case tar.TypeReg, tar.TypeRegA, tar.TypeDir, tar.TypeSymlink, tar.TypeLink,
+		tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+	default:
+		return fmt.Errorf("%w: unsupported entry type %q", ErrInvalidEntry, hdr.Typeflag)
+	}
+	if name == "" {
+		if hdr.Typeflag != tar.TypeDir {
+			return fmt.Errorf("%w: the root must be a directory", ErrInvalidEntry)
+		}
+		return a.rootDir(hdr)
+	}
+	pdir, err := a.parentDir(parent, true)
+	if err != nil {
+		return fmt.Errorf("creating parent directory: %w", err)
+	}
+	pfd := int(pdir.Fd())
+	a.markSeen(name)
+
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		return a.mkdir(pfd, name, base, hdr)
+	case tar.TypeLink:
+		return a.hardlink(pfd, name, base, hdr)
+	}
+	if err := removeExisting(pfd, base, false); err != nil {
+		return err
+	}
+	switch hdr.Typeflag {
+	case tar.TypeReg, tar.TypeRegA:
+		return a.regular(pfd, base, hdr, tr)
+	case tar.TypeSymlink:
+		if err := unix.Symlinkat(hdr.Linkname, pfd, base); err != nil {
+			return fmt.Errorf("creating symlink: %w", err)
+		}
+	default:
+		if err := a.mknod(pfd, base, hdr); err != nil {
+			if a.opts.NoChown && errors.Is(err, unix.EPERM) {
+				return nil // unprivileged: no device nodes
+			}
+			return err
+		}
+	}
+	return a.finishAt(pfd, base, hdr)
+}
+
+func (a *applier) regular(pfd int, base string, hdr *tar.Header, tr io.Reader) error {
+	fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("creating file: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), base)
+	defer f.Close()
+	if _, err := io.CopyBuffer(writerOnly{f}, tr, a.buf); err != nil {
+		return fmt.Errorf("writing file: %w", err)
+	}
+	if err := a.setOwner(func(uid, gid int) error { return unix.Fchown(fd, uid, gid) }, hdr); err != nil {
+		return err
+	}
+	if err := unix.Fchmod(fd, uint32(hdr.Mode&0o7777)); err != nil {
+		return fmt.Errorf("setting mode: %w", err)
+	}
+	// Xattrs last: writing and chown clear security.capability.
+	if err := a.setXattrs(hdr, func(k string, v []byte) error { return unix.Fsetxattr(fd, k, v, 0) }); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("closing file: %w", err)
+	}
+	return setTimes(pfd, base, hdr)
+}
+
+func (a *applier) mkdir(pfd int, name, base string, hdr *tar.Header) error {
+	if err := removeExisting(pfd, base, true); err != nil {
+		return err
+	}
+	if err := unix.Mkdirat(pfd, base, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("creating directory: %w", err)
+	}
+	fd, err := unix.Openat(pfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("opening directory: %w", err)
+	}
+	defer unix.Close(fd)
+	return a.dirAttrs(fd, name, hdr)
+}
+
+// rootDir applies the metadata of a "./" entry to the root itself.
+func (a *applier) rootDir(hdr *tar.Header) error {
+	fd, err := unix.Openat(int(a.root.Fd()), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("opening root: %w", err)
+	}
+	defer unix.Close(fd)
+	return a.dirAttrs(fd, "", hdr)
+}
+
+func (a *applier) dirAttrs(fd int, name string, hdr *tar.Header) error {
+	if err := a.setOwner(func(uid, gid int) error { return unix.Fchown(fd, uid, gid) }, hdr); err != nil {
+		return err
+	}
+	if err := a.setXattrs(hdr, func(k string, v []byte) error { return unix.Fsetxattr(fd, k, v, 0) }); err != nil {
+		return err
+	}
+	a.dirs = append(a.dirs, dirMeta{name: name, mode: uint32(hdr.Mode & 0o7777), atime: atimeOf(hdr), mtime: hdr.ModTime})
+	return nil
+}
+
+func (a *applier) hardlink(pfd int, name, base string, hdr *tar.Header) error {
+	target, err := cleanName(hdr.Linkname)
+	if err != nil {
+		return fmt.Errorf("hardlink target %q: %w", hdr.Linkname, err)
+	}
+	if target == "" || target == name {
+		return fmt.Errorf("%w: hardlink to %q", ErrInvalidEntry, hdr.Linkname)
+	}
+	tparent, tbase := parentOf(target), target[strings.LastIndexByte(target, '/')+1:]
+	tdir := a.root
+	if tparent != "" {
+		// Not the cached handle: this lookup must not evict pdir.
+		if tdir, err = pathrs.OpenatInRoot(a.root, tparent); err != nil {
+			return fmt.Errorf("resolving hardlink target %q: %w", hdr.Linkname, err)
+		}
+		defer tdir.Close()
+	}
+	if err := removeExisting(pfd, base, false); err != nil {
+		return err
+	}
+	// Without AT_SYMLINK_FOLLOW a symlink target is linked itself, never
+	// followed.
+	if err := unix.Linkat(int(tdir.Fd()), tbase, pfd, base, 0); err != nil {
+		return fmt.Errorf("linking to %q: %w", hdr.Linkname, err)
+	}
+	return nil
+}
+
+func (a *applier) mknod(pfd int, base string, hdr *tar.Header) error {
+	mode := uint32(hdr.Mode & 0o7777)
+	switch hdr.Typeflag {
+	case tar.TypeChar:
+		mode |= unix.S_IFCHR
+	case tar.TypeBlock:
+		mode |= unix.S_IFBLK
+	case tar.TypeFifo:
+		mode |= unix.S_IFIFO
+	}
+	dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
+	if err := unix.Mknodat(pfd, base, mode, int(dev)); err != nil {
+		return fmt.Errorf("creating device node: %w", err)
+	}
+	// The umask applied to mknod; the node was just created and is no
+	// symlink, so following it here is safe.
+	if err := unix.Fchmodat(pfd, base, mode&0o7777, 0); err != nil {
+		return fmt.Errorf("setting mode: %w", err)
+	}
+	return nil
+}
+
+// finishAt sets owner, xattrs and times of a symlink or node at pfd/base
+// without following it.
+func (a *applier) finishAt(pfd int, base string, hdr *tar.Header) error {
+	if err := a.setOwner(func(uid, gid int) error {
+		return unix.Fchownat(pfd, base, uid, gid, unix.AT_SYMLINK_NOFOLLOW)
+	}, hdr); err != nil {
+		return err
+	}
+	p := fmt.Sprintf("/proc/self/fd/%d/%s", pfd, base)
+	if err := a.setXattrs(hdr, func(k string, v []byte) error { return unix.Lsetxattr(p, k, v, 0) }); err != nil {
+		return err
+	}
+	return setTimes(pfd, base, hdr)
+}
+
+func (a *applier) setOwner(chown func(uid, gid int) error, hdr *tar.Header) error {
+	if a.opts.NoChown {
+		return nil
+	}
+	if err := chown(hdr.Uid, hdr.Gid); err != nil {
+		return fmt.Errorf("changing owner to %d:%d: %w", hdr.Uid, hdr.Gid, err)
+	}
+	return nil
+}
+
+func (a *applier) setXattrs(hdr *tar.Header, set func(k string, v []byte) error) error {
+	for k, v := range hdr.PAXRecords {
+		if !strings.HasPrefix(k, paxXattr) {
+			continue
+		}
+		name := strings.TrimPrefix(k, paxXattr)
+		if isOverlayXattr(name) {
+			continue // a layer must not forge overlayfs state
+		}
+		err := set(name, []byte(v))
+		if err == nil {
+			continue
+		}
+		if a.opts.NoChown && (errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOTSUP)) {
+			continue
+		}
+		return fmt.Errorf("setting xattr %s: %w", name, err)
+	}
+	return nil
+}
+
+func atimeOf(hdr *tar.Header) time.Time {
+	if hdr.AccessTime.IsZero() {
+		return hdr.ModTime
+	}
+	return hdr.AccessTime
+}
+
+func timespec(t time.Time) unix.Timespec {
+	return unix.Timespec{Sec: t.Unix(), Nsec: int64(t.Nanosecond())}
+}
+
+func setTimes(pfd int, base string, hdr *tar.Header) error {
+	ts := []unix.Timespec{timespec(atimeOf(hdr)), timespec(hdr.ModTime)}
+	if err := unix.UtimesNanoAt(pfd, base, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("setting times: %w", err)
+	}
+	return nil
+}
+
+type writerOnly struct{ io.Writer }
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
