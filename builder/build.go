@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/builder-project/builder/cache"
 	"github.com/builder-project/builder/dockerfile"
 	"github.com/builder-project/builder/executor"
 	digest "github.com/opencontainers/go-digest"
@@ -73,6 +74,8 @@ type build struct {
 	exec   executor.Executor
 	ev     *emitter
 	ignore *dockerfile.Ignore
+	cache  *cache.Cache
+	hasher *cache.Hasher
 
 	mu      sync.Mutex
 	results map[*dockerfile.Stage]*stageResult
@@ -118,6 +121,9 @@ func (b *Builder) Build(ctx context.Context, opts BuildOptions) (*BuildResult, e
 	if bd.ignore, err = dockerfile.NewIgnore(patterns); err != nil {
 		return nil, err
 	}
+	if bd.cache, bd.hasher, err = b.openCache(); err != nil {
+		return nil, err
+	}
 	if bd.exec, err = executor.New(opts.Runtime); err != nil {
 		return nil, err
 	}
@@ -132,8 +138,13 @@ func (b *Builder) Build(ctx context.Context, opts BuildOptions) (*BuildResult, e
 	}
 	final := bd.results[g.Target]
 	cfg := final.cfg
-	now := time.Now().UTC()
-	cfg.Created = &now
+	// The image's creation time is that of its last step, so that a fully
+	// cached rebuild yields the same image ID.
+	created := time.Now().UTC()
+	if n := len(cfg.History); n > 0 && cfg.History[n-1].Created != nil {
+		created = *cfg.History[n-1].Created
+	}
+	cfg.Created = &created
 	if len(opts.Labels) > 0 {
 		if cfg.Config.Labels == nil {
 			cfg.Config.Labels = map[string]string{}

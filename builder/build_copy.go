@@ -72,18 +72,7 @@ func (bd *build) copyCommand(ctx context.Context, res *stageResult, r *dockerfil
 	if err != nil {
 		return out, err
 	}
-	opts := copier.Options{
-		Sources: spec.srcs, Dest: spec.dest, Workdir: res.cfg.Config.WorkingDir,
-		Chown: spec.chown, Chmod: spec.chmod, Exclude: spec.exclude, Parents: spec.parents,
-		Add: spec.add, Link: spec.link,
-	}
-	for _, f := range spec.files {
-		opts.Heredocs = append(opts.Heredocs, copier.Heredoc{Name: f.Path, Data: f.Data})
-	}
-	if src.ignore {
-		opts.Ignore = bd.ignore.Match
-		opts.CanSkipDir = bd.ignore.CanSkipDir
-	}
+	opts := bd.copyOptions(res, spec, src.ignore)
 	l, err := bd.withSnapshot(ctx, res, ev, func(lowers []string, upper, work string, _ *logWriter) error {
 		mounts := []executor.RootfsMount{{Lowers: lowers, Upper: upper, Work: work}}
 		if src.dir == "" {
@@ -181,4 +170,29 @@ func (bd *build) commitUpper(ctx context.Context, res *stageResult, a *store.Act
 		return nil, true, err
 	}
 	return &newImageLayer{Layer: l, Size: size}, true, nil
+}
+
+// copySpecOf returns the copy description of a COPY or ADD command.
+func copySpecOf(c instructions.Command) copySpec {
+	if a, ok := c.(*instructions.AddCommand); ok {
+		return copyFromAdd(a)
+	}
+	return copyFrom(c.(*instructions.CopyCommand))
+}
+
+// copyOptions turns a copy description into copier options for the stage.
+func (bd *build) copyOptions(res *stageResult, spec copySpec, fromContext bool) copier.Options {
+	opts := copier.Options{
+		Sources: spec.srcs, Dest: spec.dest, Workdir: res.cfg.Config.WorkingDir,
+		Chown: spec.chown, Chmod: spec.chmod, Exclude: spec.exclude, Parents: spec.parents,
+		Add: spec.add, Link: spec.link,
+	}
+	for _, f := range spec.files {
+		opts.Heredocs = append(opts.Heredocs, copier.Heredoc{Name: f.Path, Data: f.Data})
+	}
+	if fromContext {
+		opts.Ignore = bd.ignore.Match
+		opts.CanSkipDir = bd.ignore.CanSkipDir
+	}
+	return opts
 }

@@ -125,6 +125,21 @@ func (bd *build) runStep(ctx context.Context, s *dockerfile.Stage, res *stageRes
 	if err != nil {
 		return err
 	}
+	key, err := bd.stepKey(ctx, res, r)
+	if err != nil {
+		return dockerfile.NewError(st.Location, err)
+	}
+	if rec, ok := bd.lookup(ctx, res, key); ok {
+		if err := bd.applyRecord(res, rec); err != nil {
+			return err
+		}
+		res.scopeCfg()
+		res.key = key
+		bd.count(true)
+		ev.Kind = StepCached
+		bd.ev.emit(ev)
+		return nil
+	}
 	start := time.Now()
 	var out stepOutcome
 	switch c := r.Command.(type) {
@@ -154,15 +169,22 @@ func (bd *build) runStep(ctx context.Context, s *dockerfile.Stage, res *stageRes
 	if err != nil {
 		return dockerfile.NewError(st.Location, err)
 	}
-	res.cfg.Config.Env = res.scope.ImageEnv()
+	res.scopeCfg()
 	now := time.Now().UTC()
 	h := ocispec.History{Created: &now, CreatedBy: out.createdBy, Comment: historyComment, EmptyLayer: out.layer == nil}
 	res.cfg.History = append(res.cfg.History, h)
 	if out.layer != nil {
 		res.layers = append(res.layers, *out.layer)
 	}
+	res.key = key
+	if err := bd.record(ctx, res, key, out); err != nil {
+		return fmt.Errorf("recording cache entry: %w", err)
+	}
 	return nil
 }
+
+// scopeCfg copies the scope's image environment into the config.
+func (r *stageResult) scopeCfg() { r.cfg.Config.Env = r.scope.ImageEnv() }
 
 // metaStep reports a metadata-only step (no filesystem change).
 func (bd *build) metaStep(res *stageResult, r *dockerfile.Resolved, ev Event, start time.Time) error {

@@ -3,6 +3,10 @@ package builder
 import (
 	"context"
 	"fmt"
+	"sort"
+	"time"
+
+	"github.com/builder-project/builder/cache"
 
 	"github.com/builder-project/builder/internal/store"
 	"github.com/builder-project/builder/layer"
@@ -14,6 +18,13 @@ type PruneOptions struct {
 	// All removes every image not used by a working container, not only
 	// dangling ones.
 	All bool
+	// KeepCache leaves the build cache alone (image pruning only).
+	KeepCache bool
+	// CacheUntil removes only cache entries unused for longer than this.
+	CacheUntil time.Duration
+	// KeepStorage removes least recently used cache entries until the
+	// cache holds at most this many bytes; 0 means no limit.
+	KeepStorage int64
 }
 
 // PruneReport says what Prune removed.
@@ -22,6 +33,8 @@ type PruneReport struct {
 	Deleted []string
 	// Untagged are the tags removed with them.
 	Untagged []string
+	// CacheEntries is how many build cache entries were removed.
+	CacheEntries int
 	// Reclaimed is the disk space freed, in bytes.
 	Reclaimed int64
 }
@@ -47,6 +60,18 @@ func (b *Builder) Prune(ctx context.Context, opts PruneOptions) (PruneReport, er
 	})
 	if err != nil {
 		return rep, err
+	}
+	if !opts.KeepCache {
+		c, _, err := b.openCache()
+		if err != nil {
+			return rep, err
+		}
+		all := opts.CacheUntil == 0 && opts.KeepStorage == 0
+		removed, err := c.Prune(ctx, cache.PruneOptions{Until: opts.CacheUntil, KeepStorage: opts.KeepStorage, All: all})
+		if err != nil {
+			return rep, fmt.Errorf("pruning build cache: %w", err)
+		}
+		rep.CacheEntries = len(removed)
 	}
 	n, err := b.collect(ctx)
 	rep.Reclaimed = n
@@ -142,6 +167,49 @@ func (b *Builder) collect(ctx context.Context) (int64, error) {
 	return freed, err
 }
 
-// cacheRoots adds what build cache records reference. The build cache is
-// wired in by the build code; without it there is nothing to add.
-func (b *Builder) cacheRoots(ctx context.Context, r *roots) error { return nil }
+// cacheRoots adds the layer blobs and snapshots build cache records use.
+func (b *Builder) cacheRoots(ctx context.Context, r *roots) error {
+	c, _, err := b.openCache()
+	if err != nil {
+		return err
+	}
+	recs, err := c.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, rec := range recs {
+		if rec.Layer != nil {
+			r.blobs[rec.Layer.Desc.Digest] = true
+			r.chains[rec.Layer.ChainID] = true
+		}
+	}
+	return nil
+}
+
+// CacheEntry is one build cache record, for `builder cache ls`.
+type CacheEntry struct {
+	Key        string    `json:"Key"`
+	CreatedBy  string    `json:"CreatedBy"`
+	Size       int64     `json:"Size"`
+	Created    time.Time `json:"Created"`
+	LastUsed   time.Time `json:"LastUsed"`
+	EmptyLayer bool      `json:"EmptyLayer"`
+}
+
+// CacheEntries lists the build cache, most recently used first.
+func (b *Builder) CacheEntries(ctx context.Context) ([]CacheEntry, error) {
+	c, _, err := b.openCache()
+	if err != nil {
+		return nil, err
+	}
+	recs, err := c.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]CacheEntry, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, CacheEntry{Key: r.Key.String(), CreatedBy: r.CreatedBy, Size: r.Size, Created: r.Created, LastUsed: r.LastUsed, EmptyLayer: r.EmptyLayer})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].LastUsed.After(out[j].LastUsed) })
+	return out, nil
+}

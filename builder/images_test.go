@@ -20,7 +20,7 @@ func TestImportWithChanges(t *testing.T) {
 	zw.Write(tarOf(t, "etc/", "", "etc/hello", "hi\n"))
 	zw.Close()
 	id, err := b.Import(ctx, &gz, ImportOptions{Ref: "base:1", Message: "imported", Changes: []string{
-		`ENV A=1 B=$A`, `CMD ["/bin/sh"]`, `ENTRYPOINT ["/bin/env"]`, `EXPOSE 80 53/udp`, `LABEL k=v`,
+		`ENV A=1`, `ENV B=$A C=$B`, `CMD ["/bin/sh"]`, `ENTRYPOINT ["/bin/env"]`, `EXPOSE 80 53/udp`, `LABEL k=v`,
 		`USER app`, `VOLUME /data`, `WORKDIR /srv`, `STOPSIGNAL SIGTERM`, `ONBUILD RUN echo child`,
 	}})
 	if err != nil {
@@ -35,7 +35,7 @@ func TestImportWithChanges(t *testing.T) {
 	if r.ID != id || r.Comment != "imported" || len(r.RootFS.Layers) != 1 || r.Os != "linux" {
 		t.Fatalf("inspect: %+v", r)
 	}
-	if strings.Join(c.Env, ",") != "A=1,B=1" || strings.Join(c.Entrypoint, " ") != "/bin/env" || c.User != "app" || c.WorkingDir != "/srv" || c.StopSignal != "SIGTERM" {
+	if strings.Join(c.Env, ",") != "A=1,B=1,C=" || strings.Join(c.Entrypoint, " ") != "/bin/env" || c.User != "app" || c.WorkingDir != "/srv" || c.StopSignal != "SIGTERM" {
 		t.Fatalf("config: %+v", c)
 	}
 	// CMD was set in the same change set, so ENTRYPOINT keeps it.

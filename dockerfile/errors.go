@@ -98,3 +98,8 @@ func location(file string, rs []parser.Range) Location {
 	start, end, _ := rangeOf([][]parser.Range{rs})
 	return Location{File: file, StartLine: start, EndLine: end}
 }
+
+// NewError returns err located at loc, for errors found while executing a
+// step (a failing RUN, a missing COPY source). An err that already is an
+// *Error is returned unchanged.
+func NewError(loc Location, err error) error { return errorAt(loc, err) }

@@ -224,13 +224,34 @@ func cmdPrune(ctx context.Context, g *globals, args []string) error {
 	fs := g.flags("prune")
 	all := fs.BoolP("all", "a", false, "remove all unused images, not just dangling ones")
 	force := fs.BoolP("force", "f", false, "do not prompt for confirmation")
+	filters := fs.StringArray("filter", nil, "build cache filter: until=DURATION (e.g. 24h)")
+	keep := fs.String("keep-storage", "", "keep at most this much build cache (e.g. 10GB)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	opts := builder.PruneOptions{All: *all}
+	for _, f := range *filters {
+		k, v, _ := strings.Cut(f, "=")
+		if k != "until" {
+			return fmt.Errorf("invalid filter %q (want until=DURATION)", f)
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("invalid filter %q: %w", f, err)
+		}
+		opts.CacheUntil = d
+	}
+	if *keep != "" {
+		n, err := parseSize(*keep)
+		if err != nil {
+			return err
+		}
+		opts.KeepStorage = n
+	}
 	if !*force {
-		what := "all dangling images"
+		what := "all dangling images and build cache"
 		if *all {
-			what = "all images without at least one container associated to them"
+			what = "all images without at least one container associated to them, and build cache"
 		}
 		if !confirm(fmt.Sprintf("WARNING! This will remove %s.\nAre you sure you want to continue? [y/N] ", what)) {
 			return nil
@@ -240,7 +261,7 @@ func cmdPrune(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	rep, err := b.Prune(ctx, builder.PruneOptions{All: *all})
+	rep, err := b.Prune(ctx, opts)
 	if len(rep.Deleted) > 0 {
 		fmt.Println("Deleted Images:")
 		for _, u := range rep.Untagged {
@@ -250,6 +271,9 @@ func cmdPrune(ctx context.Context, g *globals, args []string) error {
 			fmt.Println("deleted:", d)
 		}
 		fmt.Println()
+	}
+	if rep.CacheEntries > 0 {
+		fmt.Printf("Deleted build cache entries: %d\n", rep.CacheEntries)
 	}
 	fmt.Printf("Total reclaimed space: %s\n", humanSize(rep.Reclaimed))
 	return err

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/builder-project/builder/internal/testutil"
+)
+
+// TestImageCommands runs every image command through the CLI, as a user
+// would, and checks what each prints.
+func TestImageCommands(t *testing.T) {
+	root := t.TempDir()
+	tarball := filepath.Join(t.TempDir(), "rootfs.tar")
+	os.WriteFile(tarball, randomTar(t, 3, 1000), 0o644)
+
+	id := strings.TrimSpace(mustCLI(t, root, nil, "import", "-c", "ENV A=1", "-c", `CMD ["/bin/sh"]`, "-m", "first", tarball, "base:1"))
+	if !strings.HasPrefix(id, "sha256:") {
+		t.Fatalf("import printed %q", id)
+	}
+	// stdin import, dangling.
+	data, _ := os.ReadFile(tarball)
+	mustCLI(t, root, data, "import", "-", "")
+	mustCLI(t, root, nil, "tag", "base:1", "example.com/team/base:2")
+
+	images := mustCLI(t, root, nil, "images")
+	for _, want := range []string{"REPOSITORY", "base", "example.com/team/base", "<none>", id[7:19]} {
+		if !strings.Contains(images, want) {
+			t.Errorf("images output lacks %q:\n%s", want, images)
+		}
+	}
+	if q := strings.Fields(mustCLI(t, root, nil, "images", "-q")); len(q) != 2 {
+		t.Errorf("images -q = %v, want 2 IDs", q)
+	}
+	if d := strings.TrimSpace(mustCLI(t, root, nil, "images", "-q", "--filter", "dangling=true")); d == "" || d == id[7:19] {
+		t.Errorf("dangling filter = %q", d)
+	}
+	if r := strings.TrimSpace(mustCLI(t, root, nil, "images", "-q", "--filter", "reference=example.com/*/*")); r != id[7:19] {
+		t.Errorf("reference filter = %q", r)
+	}
+
+	var insp []map[string]any
+	if err := json.Unmarshal([]byte(mustCLI(t, root, nil, "inspect", "base:1")), &insp); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"Id", "RepoTags", "RepoDigests", "Parent", "Comment", "Created", "Author", "Config", "Architecture", "Os", "Size", "RootFS", "Metadata"} {
+		if _, ok := insp[0][k]; !ok {
+			t.Errorf("inspect lacks %s", k)
+		}
+	}
+	if insp[0]["Id"] != id || insp[0]["Comment"] != "first" {
+		t.Errorf("inspect = %v", insp[0])
+	}
+	if h := mustCLI(t, root, nil, "history", "--no-trunc", "base:1"); !strings.Contains(h, "builder import") || !strings.Contains(h, id) {
+		t.Errorf("history:\n%s", h)
+	}
+
+	dir := t.TempDir()
+	mustCLI(t, root, nil, "save", "-o", filepath.Join(dir, "d.tar"), "base:1")
+	mustCLI(t, root, nil, "save", "--format", "oci", "-o", filepath.Join(dir, "o.tar"), "base:1")
+	mustCLI(t, root, nil, "export", "-o", filepath.Join(dir, "fs.tar"), "base:1")
+	if out, err := exec.Command("tar", "-tf", filepath.Join(dir, "fs.tar")).Output(); err != nil || !strings.Contains(string(out), "fa") {
+		t.Errorf("export tar: %v %s", err, out)
+	}
+
+	rmi := mustCLI(t, root, nil, "rmi", "base:1")
+	if !strings.Contains(rmi, "Untagged: base:1") || strings.Contains(rmi, "Deleted") {
+		t.Errorf("rmi of one of two tags:\n%s", rmi)
+	}
+	rmi = mustCLI(t, root, nil, "rmi", "example.com/team/base:2")
+	if !strings.Contains(rmi, "Deleted: "+id) {
+		t.Errorf("rmi of last tag:\n%s", rmi)
+	}
+	load := mustCLI(t, root, nil, "load", "-i", filepath.Join(dir, "o.tar"))
+	if !strings.Contains(load, "Loaded image: base:1") {
+		t.Errorf("load:\n%s", load)
+	}
+	mustCLI(t, root, nil, "load", "-i", filepath.Join(dir, "d.tar"))
+	prune := mustCLI(t, root, nil, "prune", "-f")
+	if !strings.Contains(prune, "deleted: sha256:") || !strings.Contains(prune, "Total reclaimed space") {
+		t.Errorf("prune:\n%s", prune)
+	}
+	if left := strings.TrimSpace(mustCLI(t, root, nil, "images", "-q")); left != id[7:19] {
+		t.Errorf("after prune, images = %q", left)
+	}
+}
+
+// TestSaveInterop checks our archives with the real skopeo and umoci.
+func TestSaveInterop(t *testing.T) {
+	skopeo := testutil.RequireTool(t, "skopeo")
+	umoci := testutil.RequireTool(t, "umoci")
+	root := t.TempDir()
+	tarball := filepath.Join(t.TempDir(), "rootfs.tar")
+	os.WriteFile(tarball, randomTar(t, 2, 100), 0o644)
+	mustCLI(t, root, nil, "import", tarball, "interop:1")
+	dir := t.TempDir()
+	mustCLI(t, root, nil, "save", "-o", filepath.Join(dir, "d.tar"), "interop:1")
+	mustCLI(t, root, nil, "save", "--format", "oci", "-o", filepath.Join(dir, "o.tar"), "interop:1")
+	for _, ref := range []string{"docker-archive:" + filepath.Join(dir, "d.tar"), "oci-archive:" + filepath.Join(dir, "o.tar")} {
+		if out, err := exec.Command(skopeo, "inspect", ref).CombinedOutput(); err != nil {
+			t.Errorf("skopeo inspect %s: %v\n%s", ref, err, out)
+		}
+	}
+	layout := filepath.Join(dir, "layout")
+	if out, err := exec.Command(skopeo, "copy", "oci-archive:"+filepath.Join(dir, "o.tar"), "oci:"+layout+":1").CombinedOutput(); err != nil {
+		t.Fatalf("skopeo copy: %v\n%s", err, out)
+	}
+	bundle := filepath.Join(dir, "bundle")
+	if out, err := exec.Command(umoci, "unpack", "--image", layout+":1", bundle).CombinedOutput(); err != nil {
+		t.Fatalf("umoci unpack: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(bundle, "rootfs", "fa")); err != nil {
+		t.Fatalf("umoci rootfs lacks our file: %v", err)
+	}
+}
