@@ -21,7 +21,8 @@ step "tag it"
 $B tag busybox:latest demo/base:1
 $B images
 step "inspect"
-$B inspect demo/base:1 | head -40
+$B inspect demo/base:1 >"$out/inspect.json"
+sed -n 1,40p "$out/inspect.json"
 step "history"
 $B history demo/base:1
 step "save as docker-archive and OCI archive"
@@ -34,7 +35,9 @@ $B load -i "$out/base-oci.tar"
 $B images
 step "export the flattened root filesystem"
 $B export -o "$out/rootfs.tar" busybox:latest
-tar -tvf "$out/rootfs.tar" | head -5
+tar -tvf "$out/rootfs.tar" >"$out/rootfs.list"
+sed -n 1,5p "$out/rootfs.list"
+echo "... $(wc -l <"$out/rootfs.list") entries"
 if $B build --help >/dev/null 2>&1; then
 	for ex in examples/*/; do
 		name=$(basename "$ex")
