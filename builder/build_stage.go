@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/builder-project/builder/cache"
 	"github.com/builder-project/builder/dockerfile"
 	"github.com/builder-project/builder/layer"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -134,7 +135,7 @@ func (bd *build) runStep(ctx context.Context, s *dockerfile.Stage, res *stageRes
 			return err
 		}
 		res.scopeCfg()
-		res.key = key
+		res.key = resultKey(key, rec.Layer)
 		bd.count(true)
 		ev.Kind = StepCached
 		bd.ev.emit(ev)
@@ -176,11 +177,25 @@ func (bd *build) runStep(ctx context.Context, s *dockerfile.Stage, res *stageRes
 	if out.layer != nil {
 		res.layers = append(res.layers, *out.layer)
 	}
-	res.key = key
 	if err := bd.record(ctx, res, key, out); err != nil {
 		return fmt.Errorf("recording cache entry: %w", err)
 	}
+	var lr *cache.LayerRef
+	if out.layer != nil {
+		lr = &cache.LayerRef{DiffID: out.layer.DiffID}
+	}
+	res.key = resultKey(key, lr)
 	return nil
+}
+
+// resultKey is what the steps after a step chain on: its cache key and the
+// content it produced. A step re-executed (--no-cache-filter) with other
+// output thus invalidates what follows it, and identical output does not.
+func resultKey(key digest.Digest, l *cache.LayerRef) digest.Digest {
+	if l == nil {
+		return key
+	}
+	return digest.FromString(key.String() + " " + l.DiffID.String())
 }
 
 // scopeCfg copies the scope's image environment into the config.
