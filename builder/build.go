@@ -43,6 +43,8 @@ type BuildOptions struct {
 	// Network is the default network of RUN steps: "default" (the host's,
 	// as there is no other here), "host" or "none".
 	Network string
+	// Secrets are the values RUN --mount=type=secret can use, by id.
+	Secrets map[string]SecretSource
 	// Runtime selects the OCI runtime: "" (built in), "runc", "crun" or a path.
 	Runtime string
 	// Jobs bounds how many stages build at once; default the number of CPUs.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -48,6 +49,16 @@ func (bd *build) runCommand(ctx context.Context, s *dockerfile.Stage, res *stage
 		spec.Mounts = append(spec.Mounts, executor.Mount{Type: "bind", Source: p, Destination: dockerfile.InlineScriptDir + script.Name, Options: []string{"ro"}})
 	}
 	for i, m := range instructions.GetMounts(c) {
+		if m.Type == instructions.MountTypeSecret {
+			release, err := bd.secretMount(m, &spec)
+			if release != nil {
+				cleanups = append(cleanups, release)
+			}
+			if err != nil {
+				return out, err
+			}
+			continue
+		}
 		em, release, err := bd.runMount(r.Step, i, m)
 		if err != nil {
 			return out, err
@@ -198,4 +209,81 @@ func (bd *build) withSnapshot(ctx context.Context, res *stageResult, ev Event, f
 	ev.Kind, ev.Duration, ev.Err = StepDone, time.Since(start), err
 	bd.ev.emit(ev)
 	return nil, err
+}
+
+// SecretSource is where a --secret value comes from: a file or an
+// environment variable of the builder process.
+type SecretSource struct {
+	File string
+	Env  string
+}
+
+// secretMount exposes a build secret to a RUN step: as a read-only file
+// (mode 0400 unless mode= says otherwise) at target (default
+// /run/secrets/<id>), and/or as an environment variable with env=. The
+// value never enters a layer, the config, the history or the cache key.
+func (bd *build) secretMount(m *instructions.Mount, spec *executor.Spec) (func(), error) {
+	id := m.CacheID
+	if id == "" && m.Target != "" {
+		id = path.Base(m.Target)
+	}
+	src, ok := bd.opts.Secrets[id]
+	if !ok {
+		if m.Required {
+			return nil, fmt.Errorf("secret %q is required but was not provided (use --secret id=%s,src=FILE)", id, id)
+		}
+		return nil, nil
+	}
+	var value []byte
+	var err error
+	if src.Env != "" {
+		v, set := os.LookupEnv(src.Env)
+		if !set {
+			return nil, fmt.Errorf("secret %q: environment variable %s is not set", id, src.Env)
+		}
+		value = []byte(v)
+	} else if value, err = os.ReadFile(src.File); err != nil {
+		return nil, fmt.Errorf("reading secret %q: %w", id, err)
+	}
+	if m.Env != nil {
+		name := *m.Env
+		if name == "" {
+			name = id
+		}
+		spec.Env = append(spec.Env, name+"="+string(value))
+		if m.Target == "" {
+			return nil, nil
+		}
+	}
+	target := m.Target
+	if target == "" {
+		target = "/run/secrets/" + id
+	}
+	dir, release, err := bd.b.st.TempDir("secret-")
+	if err != nil {
+		return nil, err
+	}
+	mode := os.FileMode(0o400)
+	if m.Mode != nil {
+		mode = os.FileMode(*m.Mode)
+	}
+	file := filepath.Join(dir, "secret")
+	if err := os.WriteFile(file, value, mode); err != nil {
+		release()
+		return nil, err
+	}
+	uid, gid := 0, 0
+	if m.UID != nil {
+		uid = int(*m.UID)
+	}
+	if m.GID != nil {
+		gid = int(*m.GID)
+	}
+	if err := os.Chown(file, uid, gid); err != nil {
+		release()
+		return nil, err
+	}
+	os.Chmod(file, mode) // WriteFile's mode is filtered by the umask
+	spec.Mounts = append(spec.Mounts, executor.Mount{Type: "bind", Source: file, Destination: target, Options: []string{"bind", "ro", "nosuid", "nodev", "noexec"}})
+	return func() { release() }, nil
 }

@@ -70,6 +70,9 @@ func (bd *build) runStage(ctx context.Context, s *dockerfile.Stage) error {
 // the base image's ONBUILD triggers first.
 func (bd *build) startStage(ctx context.Context, s *dockerfile.Stage, res *stageResult) ([]*dockerfile.Step, error) {
 	steps := s.Steps
+	if err := checkPlatform(s.Platform); err != nil {
+		return nil, dockerfile.NewError(s.Location, err)
+	}
 	switch {
 	case s.BaseStage != nil:
 		base := bd.result(s.BaseStage)
@@ -251,4 +254,18 @@ func deepCopy(dst, src *Config) error {
 	}
 	*dst = Config{}
 	return json.Unmarshal(data, dst)
+}
+
+// checkPlatform accepts a FROM --platform only when it is the host's: the
+// builder runs steps natively and has no emulation.
+func checkPlatform(p string) error {
+	if p == "" {
+		return nil
+	}
+	parts := strings.Split(strings.ToLower(p), "/")
+	arch := runtime.GOARCH
+	if parts[0] == "linux" && (len(parts) == 1 || parts[1] == arch || parts[1] == "x86_64" && arch == "amd64" || parts[1] == "aarch64" && arch == "arm64") {
+		return nil
+	}
+	return fmt.Errorf("FROM --platform=%s: only the host platform linux/%s can be built (there is no emulation)", p, arch)
 }

@@ -258,6 +258,7 @@ func TestBuildErrors(t *testing.T) {
 		{"cycle", "FROM busybox AS a\nCOPY --from=b / /\nFROM busybox AS b\nCOPY --from=a / /\n", 0, "circular"},
 		{"bad target", "FROM busybox\n", 0, "target"},
 		{"add url", "FROM busybox\nADD http://example.invalid/x /x\n", 2, "network"},
+		{"foreign platform", "FROM --platform=linux/s390x busybox\n", 1, "platform"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := storeState(t, f.b)

@@ -3,8 +3,10 @@ package builder
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -209,4 +211,45 @@ func TestConcurrentBuildsShareCache(t *testing.T) {
 		t.Fatalf("a third build ran %d steps after two concurrent ones", res.Steps)
 	}
 	assertNoLeftovers(t, f.b)
+}
+
+func TestSecretMount(t *testing.T) {
+	f := newBuildFixture(t, map[string]string{"Dockerfile": `FROM busybox:latest
+RUN --mount=type=secret,id=token cat /run/secrets/token > /proof-len && wc -c < /run/secrets/token > /len && stat -c %a /run/secrets/token > /mode
+RUN --mount=type=secret,id=token,env=TOKEN echo ${#TOKEN} > /envlen
+RUN --mount=type=secret,id=missing true
+`})
+	secret := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(secret, []byte("s3cr3t-value"), 0o644)
+	res := f.mustBuild(t, BuildOptions{Tags: []string{"s"}, Secrets: map[string]SecretSource{"token": {File: secret}}})
+	root := f.rootfs(t, "s")
+	if got := strings.TrimSpace(readFile(t, filepath.Join(root, "len"))); got != "12" {
+		t.Fatalf("secret length inside the step = %q", got)
+	}
+	if got := strings.TrimSpace(readFile(t, filepath.Join(root, "envlen"))); got != "12" {
+		t.Fatalf("secret env length = %q", got)
+	}
+	if got := strings.TrimSpace(readFile(t, filepath.Join(root, "mode"))); got != "400" {
+		t.Fatalf("secret mode = %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(root, "run", "secrets", "token")); !os.IsNotExist(err) {
+		t.Fatalf("secret file left in the image: %v", err)
+	}
+	// The value is nowhere in the store's metadata: config, history, cache.
+	img, _ := f.b.resolve(context.Background(), res.ID.String())
+	cfg, _ := json.Marshal(img.config)
+	if strings.Contains(string(cfg), "s3cr3t") {
+		t.Fatal("secret value in the image config")
+	}
+	recs, _ := f.b.CacheEntries(context.Background())
+	for _, r := range recs {
+		if strings.Contains(r.CreatedBy, "s3cr3t") {
+			t.Fatal("secret value in the cache")
+		}
+	}
+	// A required secret that is missing fails the step.
+	f.write(t, map[string]string{"Dockerfile": "FROM busybox:latest\nRUN --mount=type=secret,id=gone,required=true true\n"})
+	if _, err := f.build(t, BuildOptions{}); err == nil || !strings.Contains(err.Error(), "gone") {
+		t.Fatalf("missing required secret: %v", err)
+	}
 }

@@ -67,6 +67,7 @@ func cmdBuild(ctx context.Context, g *globals, args []string) error {
 	quiet := fs.BoolP("quiet", "q", false, "suppress the build output and print the image ID")
 	jobs := fs.Int("jobs", 0, "how many stages may build at once (default: number of CPUs)")
 	runtime := fs.String("runtime", "", "OCI runtime for RUN: builtin (default), runc, crun or a path")
+	secrets := fs.StringArray("secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -82,8 +83,30 @@ func cmdBuild(ctx context.Context, g *globals, args []string) error {
 		ContextDir: fs.Arg(0), Tags: *tags, Target: *target, NoCache: *noCache, NoCacheFilter: *noCacheFilter,
 		Network: *network, Runtime: *runtime, Jobs: *jobs, BuildArgs: map[string]string{}, Labels: map[string]string{},
 	}
+	for _, sec := range *secrets {
+		id, src, err := parseSecret(sec)
+		if err != nil {
+			return err
+		}
+		if opts.Secrets == nil {
+			opts.Secrets = map[string]builder.SecretSource{}
+		}
+		opts.Secrets[id] = src
+	}
 	if opts.ContextDir == "-" {
-		return fmt.Errorf("reading the build context from standard input is not supported yet: pass a directory")
+		if *file == "-" {
+			return fmt.Errorf("cannot read both the context and the Dockerfile from standard input")
+		}
+		dir, dockerfile, cleanup, err := builder.ContextFromReader(os.Stdin)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		opts.ContextDir = dir
+		if dockerfile != nil {
+			opts.DockerfileData = dockerfile
+			opts.Dockerfile = "Dockerfile"
+		}
 	}
 	for _, a := range *buildArgs {
 		k, v, ok := strings.Cut(a, "=")
@@ -220,4 +243,41 @@ func buildError(err error, opts builder.BuildOptions) error {
 		return exitError{code: 1}
 	}
 	return err
+}
+
+// parseSecret parses docker's --secret value: id=ID with src=FILE (also
+// source=, or type=file) or env=VAR (type=env); a bare id reads $ID.
+func parseSecret(s string) (string, builder.SecretSource, error) {
+	var id, typ, src, env string
+	for _, kv := range strings.Split(s, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		switch strings.ToLower(strings.TrimSpace(k)) {
+		case "id":
+			id = v
+		case "type":
+			typ = v
+		case "src", "source":
+			src = v
+		case "env":
+			env = v
+		default:
+			return "", builder.SecretSource{}, fmt.Errorf("--secret %q: unknown key %q", s, k)
+		}
+	}
+	if id == "" {
+		return "", builder.SecretSource{}, fmt.Errorf("--secret %q: id= is required", s)
+	}
+	switch {
+	case typ == "env" || env != "":
+		if env == "" {
+			env = src
+		}
+		if env == "" {
+			env = id
+		}
+		return id, builder.SecretSource{Env: env}, nil
+	case src != "":
+		return id, builder.SecretSource{File: src}, nil
+	}
+	return id, builder.SecretSource{Env: id}, nil
 }

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/builder-project/builder/internal/testutil"
+)
+
+// storeWithBusybox returns a store root holding busybox:latest, made the way
+// scripts/mkbase.sh makes it.
+func storeWithBusybox(t *testing.T) string {
+	t.Helper()
+	testutil.RequirePrivileges(t, "root", "overlay")
+	rootfs := testutil.BusyboxRootfs(t)
+	tarball, err := exec.Command("tar", "--numeric-owner", "-C", rootfs, "-cf", "-", ".").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	mustCLI(t, root, tarball, "import", "-c", `CMD ["/bin/sh"]`, "-", "busybox:latest")
+	return root
+}
+
+func examplesDir(t *testing.T) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "examples")
+}
+
+func TestBuildExamplesAndRun(t *testing.T) {
+	root := storeWithBusybox(t)
+	ex := examplesDir(t)
+	iid := filepath.Join(t.TempDir(), "iid")
+	for _, name := range []string{"hello", "multistage", "app"} {
+		mustCLI(t, root, nil, "build", "--progress", "plain", "--iidfile", iid, "-t", "ex/"+name, filepath.Join(ex, name))
+		if id, _ := os.ReadFile(iid); !bytes.HasPrefix(id, []byte("sha256:")) {
+			t.Fatalf("iidfile = %q", id)
+		}
+	}
+	if out := mustCLI(t, root, nil, "run", "ex/hello"); !strings.Contains(out, "Hello from a builder-built image") {
+		t.Errorf("run hello: %q", out)
+	}
+	if out := mustCLI(t, root, nil, "run", "ex/multistage"); strings.TrimSpace(out) != "tool 1.0" {
+		t.Errorf("run multistage: %q", out)
+	}
+	if out := mustCLI(t, root, nil, "run", "ex/app", "tester"); !strings.Contains(out, "hello, tester! (built for hello)") {
+		t.Errorf("run app: %q", out)
+	}
+	// .dockerignore kept the key out; the user is app.
+	if out := mustCLI(t, root, nil, "run", "--entrypoint", "/bin/sh", "ex/app", "-c", "ls /srv/app; id -u"); strings.Contains(out, "secret.key") || !strings.Contains(out, "1000") {
+		t.Errorf("app image: %q", out)
+	}
+	cmd := cli(root, "run", "--network", "none", "busybox", "sh", "-c", "exit 7")
+	if err := cmd.Run(); cmd.ProcessState.ExitCode() != 7 {
+		t.Errorf("run exit code = %d (%v), want 7", cmd.ProcessState.ExitCode(), err)
+	}
+}
+
+func TestBuildOutputs(t *testing.T) {
+	root := storeWithBusybox(t)
+	ctx := t.TempDir()
+	os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte("FROM busybox:latest\nRUN echo out > /out.txt && rm /etc/passwd\n"), 0o644)
+	dir := t.TempDir()
+	mustCLI(t, root, nil, "build", "-q", "-t", "outs:1",
+		"--output", "type=oci,dest="+filepath.Join(dir, "oci.tar"),
+		"--output", "type=docker,dest="+filepath.Join(dir, "docker.tar"),
+		"--output", "type=tar,dest="+filepath.Join(dir, "fs.tar"),
+		"--output", "type=local,dest="+filepath.Join(dir, "local"),
+		ctx)
+	if b, err := os.ReadFile(filepath.Join(dir, "local", "out.txt")); err != nil || string(b) != "out\n" {
+		t.Errorf("local output: %q %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "local", "etc", "passwd")); !os.IsNotExist(err) {
+		t.Errorf("whiteout not applied in local output: %v", err)
+	}
+	if out, err := exec.Command("tar", "-tf", filepath.Join(dir, "fs.tar")).Output(); err != nil || !strings.Contains(string(out), "out.txt") || strings.Contains(string(out), "etc/passwd") {
+		t.Errorf("tar output: %v\n%s", err, out)
+	}
+	// Only the default or type=image output stores the image.
+	mustCLI(t, root, nil, "build", "-q", "-t", "notstored:1", "--output", "type=tar,dest="+filepath.Join(dir, "x.tar"), ctx)
+	if out := mustCLI(t, root, nil, "images"); strings.Contains(out, "notstored") {
+		t.Errorf("a tar-only build stored its image:\n%s", out)
+	}
+
+	// Interop: umoci unpacks the OCI archive, skopeo reads the docker one.
+	umoci := testutil.RequireTool(t, "umoci")
+	skopeo := testutil.RequireTool(t, "skopeo")
+	layout := filepath.Join(dir, "layout")
+	os.MkdirAll(layout, 0o755)
+	if out, err := exec.Command("tar", "-C", layout, "-xf", filepath.Join(dir, "oci.tar")).CombinedOutput(); err != nil {
+		t.Fatalf("untar: %v %s", err, out)
+	}
+	bundle := filepath.Join(dir, "bundle")
+	if out, err := exec.Command(umoci, "unpack", "--image", layout+":1", bundle).CombinedOutput(); err != nil {
+		t.Fatalf("umoci unpack: %v\n%s", err, out)
+	}
+	if b, err := os.ReadFile(filepath.Join(bundle, "rootfs", "out.txt")); err != nil || string(b) != "out\n" {
+		t.Errorf("umoci rootfs out.txt: %q %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(bundle, "rootfs", "bin", "busybox")); err != nil {
+		t.Errorf("umoci rootfs lacks the base layer: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(bundle, "rootfs", "etc", "passwd")); !os.IsNotExist(err) {
+		t.Errorf("umoci: whiteout of /etc/passwd not honoured: %v", err)
+	}
+	if out, err := exec.Command(skopeo, "inspect", "docker-archive:"+filepath.Join(dir, "docker.tar")).CombinedOutput(); err != nil || !strings.Contains(string(out), `"Layers"`) {
+		t.Errorf("skopeo inspect docker-archive: %v\n%s", err, out)
+	}
+}
+
+func TestBuildStdinAndRuntime(t *testing.T) {
+	root := storeWithBusybox(t)
+	// A Dockerfile on stdin, no context.
+	id := strings.TrimSpace(mustCLI(t, root, []byte("FROM busybox:latest\nRUN echo piped > /p\n"), "build", "-q", "-"))
+	if !strings.HasPrefix(id, "sha256:") {
+		t.Fatalf("build - printed %q", id)
+	}
+	// A tar context on stdin.
+	ctx := t.TempDir()
+	os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte("FROM busybox:latest\nCOPY f /f\nRUN cat /f\n"), 0o644)
+	os.WriteFile(filepath.Join(ctx, "f"), []byte("from tar"), 0o644)
+	tarball, _ := exec.Command("tar", "-C", ctx, "-cf", "-", ".").Output()
+	mustCLI(t, root, tarball, "build", "-q", "-t", "fromtar", "-")
+	if out := mustCLI(t, root, nil, "run", "fromtar", "cat", "/f"); out != "from tar" {
+		t.Errorf("tar context: %q", out)
+	}
+	// The same RUN through runc.
+	testutil.RequireTool(t, "runc")
+	out := mustCLI(t, root, nil, "build", "--runtime", "runc", "--no-cache", "--progress", "plain", "-t", "viarunc", ctx)
+	_ = out
+	if out := mustCLI(t, root, nil, "run", "--runtime", "runc", "viarunc", "cat", "/f"); out != "from tar" {
+		t.Errorf("runc build/run: %q", out)
+	}
+}
+
+func TestBuildErrorShowsDockerfileLine(t *testing.T) {
+	root := storeWithBusybox(t)
+	ctx := t.TempDir()
+	os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte("FROM busybox:latest\nRUN true\nRUN echo failing-step; exit 4\nRUN true\n"), 0o644)
+	cmd := cli(root, "build", "--progress", "plain", ctx)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if err == nil {
+		t.Fatal("failing build exited 0")
+	}
+	msg := stderr.String()
+	for _, want := range []string{"Dockerfile:3", ">>>", "RUN echo failing-step; exit 4", "exit code: 4", "failing-step"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error output lacks %q:\n%s", want, msg)
+		}
+	}
+}
