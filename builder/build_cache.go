@@ -156,7 +156,20 @@ func (bd *build) mountKey(ctx context.Context, st *dockerfile.Step, i int, m *in
 		mk.Required = m.Required
 	case instructions.MountTypeBind:
 		mk.Source = m.Source
-		if m.From == "" {
+		for _, src := range st.Mounts {
+			switch {
+			case src.Index != i:
+			case src.Stage != nil:
+				mk.From = bd.result(src.Stage).key
+			case src.Image != "":
+				img, err := bd.b.resolve(ctx, src.Image)
+				if err != nil {
+					return mk, err
+				}
+				mk.From = img.rec.Manifest.Digest
+			}
+		}
+		if mk.From == "" {
 			sum, err := bd.hasher.Checksum(ctx, bd.opts.ContextDir, []string{cleanRel(m.Source)}, cache.ChecksumOptions{})
 			if err != nil {
 				return mk, err

@@ -12,7 +12,6 @@ import (
 
 	"github.com/builder-project/builder/dockerfile"
 	"github.com/builder-project/builder/executor"
-	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 )
 
@@ -59,7 +58,7 @@ func (bd *build) runCommand(ctx context.Context, s *dockerfile.Stage, res *stage
 			}
 			continue
 		}
-		em, release, err := bd.runMount(r.Step, i, m)
+		em, release, err := bd.runMount(ctx, res, r.Step, i, m)
 		if err != nil {
 			return out, err
 		}
@@ -129,7 +128,7 @@ func kvEnv(kvs []dockerfile.KeyValue) []string {
 }
 
 // runMount turns one RUN --mount into an executor mount.
-func (bd *build) runMount(st *dockerfile.Step, i int, m *instructions.Mount) (executor.Mount, func(), error) {
+func (bd *build) runMount(ctx context.Context, res *stageResult, st *dockerfile.Step, i int, m *instructions.Mount) (executor.Mount, func(), error) {
 	switch m.Type {
 	case instructions.MountTypeTmpfs:
 		opts := []string{"nosuid", "nodev"}
@@ -153,20 +152,7 @@ func (bd *build) runMount(st *dockerfile.Step, i int, m *instructions.Mount) (ex
 		}
 		return executor.Mount{Type: "bind", Source: dir, Destination: m.Target, Options: opts}, release, nil
 	case instructions.MountTypeBind:
-		if m.From != "" {
-			return executor.Mount{}, nil, fmt.Errorf("RUN --mount=type=bind,from=%s is not supported yet", m.From)
-		}
-		if !m.ReadOnly {
-			return executor.Mount{}, nil, fmt.Errorf("RUN --mount=type=bind,rw is not supported yet")
-		}
-		src, err := securejoin.SecureJoin(bd.opts.ContextDir, m.Source)
-		if err != nil {
-			return executor.Mount{}, nil, err
-		}
-		if _, err := os.Stat(src); err != nil {
-			return executor.Mount{}, nil, fmt.Errorf("mount source %q: %w", m.Source, err)
-		}
-		return executor.Mount{Type: "bind", Source: src, Destination: m.Target, Options: []string{"rbind", "ro"}}, nil, nil
+		return bd.bindMount(ctx, res, st, i, m)
 	default:
 		return executor.Mount{}, nil, fmt.Errorf("RUN --mount=type=%s is not supported", m.Type)
 	}

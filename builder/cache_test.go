@@ -253,3 +253,33 @@ RUN --mount=type=secret,id=missing true
 		t.Fatalf("missing required secret: %v", err)
 	}
 }
+
+func TestBindMounts(t *testing.T) {
+	f := newBuildFixture(t, map[string]string{"Dockerfile": `FROM busybox:latest AS tools
+RUN mkdir /tools && echo tool-v1 > /tools/version
+FROM busybox:latest
+RUN --mount=type=bind,from=tools,source=/tools,target=/mnt/tools cat /mnt/tools/version > /from-stage
+RUN --mount=type=bind,source=data,target=/mnt/data cat /mnt/data/x > /from-context
+RUN --mount=type=bind,source=data,target=/mnt/data,rw echo scribble > /mnt/data/x && cat /mnt/data/x > /rw
+`, "data/x": "ctx-data"})
+	f.mustBuild(t, BuildOptions{Tags: []string{"bm"}})
+	root := f.rootfs(t, "bm")
+	for p, want := range map[string]string{"from-stage": "tool-v1\n", "from-context": "ctx-data", "rw": "scribble\n"} {
+		if got := readFile(t, filepath.Join(root, p)); got != want {
+			t.Errorf("%s = %q, want %q", p, got, want)
+		}
+	}
+	if got := readFile(t, filepath.Join(f.ctx, "data", "x")); got != "ctx-data" {
+		t.Errorf("a rw bind mount changed the context: %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(root, "mnt", "tools", "version")); !os.IsNotExist(err) {
+		t.Errorf("bind mount content leaked into the image: %v", err)
+	}
+	// Changing the mounted stage's output invalidates the RUN that mounts it.
+	f.write(t, map[string]string{"Dockerfile": strings.Replace(readFile(t, filepath.Join(f.ctx, "Dockerfile")), "tool-v1", "tool-v2", 1)})
+	f.statuses()
+	f.mustBuild(t, BuildOptions{Tags: []string{"bm2"}})
+	if got := readFile(t, filepath.Join(f.rootfs(t, "bm2"), "from-stage")); got != "tool-v2\n" {
+		t.Errorf("stale bind mount from stage: %q", got)
+	}
+}
