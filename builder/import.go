@@ -83,26 +83,9 @@ func (b *Builder) writeLayer(ctx context.Context, gen func(io.Writer) error) (la
 	if err != nil {
 		return layer.Layer{}, 0, err
 	}
-	var n int64
-	l, err := layer.Write(ctx, w, localCompression, func(dst io.Writer) error {
-		cw := &countingWriter{w: dst}
-		err := gen(cw)
-		n = cw.n
-		return err
-	})
+	l, err := layer.Write(ctx, w, localCompression, gen)
 	if err != nil {
 		return layer.Layer{}, 0, err
 	}
-	return l, n, nil
-}
-
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
+	return l, l.Size, nil
 }

@@ -32,6 +32,8 @@ type Layer struct {
 	Desc ocispec.Descriptor
 	// DiffID is the sha256 digest of the uncompressed tar.
 	DiffID digest.Digest
+	// Size is the length of the uncompressed tar in bytes.
+	Size int64
 }
 
 // bufSize is the buffer between the tar producer, the compressor and the
@@ -102,7 +104,8 @@ func Write(ctx context.Context, w BlobWriter, c Compression, gen func(io.Writer)
 		tarSink = io.MultiWriter(diffDigester.Hash(), comp)
 	}
 
-	tarBuf := bufio.NewWriterSize(tarSink, bufSize)
+	tarCount := &countingWriter{w: tarSink}
+	tarBuf := bufio.NewWriterSize(tarCount, bufSize)
 	if err := gen(tarBuf); err != nil {
 		return Layer{}, fmt.Errorf("generating layer: %w", err)
 	}
@@ -137,7 +140,7 @@ func Write(ctx context.Context, w BlobWriter, c Compression, gen func(io.Writer)
 	if desc.Size == 0 {
 		desc.Size = blob.n
 	}
-	return Layer{Desc: desc, DiffID: diffID}, nil
+	return Layer{Desc: desc, DiffID: diffID, Size: tarCount.n}, nil
 }
 
 // ChainID returns the chain ID of a stack of layers given their diffIDs,

@@ -249,23 +249,41 @@ func (s *benchStats) report(b *testing.B) {
 	b.ReportMetric(float64(s.maxRSS)/1024, "peak-RSS-MB")
 }
 
-// phases renders where the time of a build went, from the arrival times of
-// its progress lines: the first line comes after process start-up, opening
-// the store and the first step's cache check; each later line after its
-// step (a cache check or a run); then the summary, and the exit.
+// benchStepLine matches a plain progress line of a step: "#KEY [STAGE i/n]
+// INSTRUCTION args..." and, once it finished, CACHED, DONE or ERROR.
+var benchStepLine = regexp.MustCompile(`^#\S+ \[(\S+) (\d+/\d+)\] (\S+).*?( CACHED| DONE [0-9.]+s| ERROR [0-9.]+s)?$`)
+
+// phases renders, on one line, where the time of a build went, from the
+// arrival times of its progress lines: the first line comes after process
+// start-up, opening the store and the first step's cache check; each later
+// line after its step's cache check (a step's first line) or its execution
+// (its DONE line); then the summary line (committing the image), and the
+// exit.
 func (r benchRun) phases() string {
-	var sb strings.Builder
+	var parts []string
 	var prev time.Duration
 	for _, l := range r.lines {
-		text := l.text
-		if len(text) > 70 {
-			text = text[:67] + "..."
+		label := l.text
+		if m := benchStepLine.FindStringSubmatch(l.text); m != nil {
+			status := strings.Fields(m[4])
+			label = fmt.Sprintf("%s %s %s", m[1], m[2], m[3])
+			if len(status) > 0 {
+				label += " " + status[0]
+			} else {
+				label += " started"
+			}
+		} else if strings.HasPrefix(label, "built ") {
+			label = "summary"
+		} else if strings.HasPrefix(label, "Successfully built") {
+			label = "result"
+		} else if len(label) > 30 {
+			label = label[:27] + "..."
 		}
-		fmt.Fprintf(&sb, "\n\t%7.1fms  +%6.1fms  %s", ms(l.at), ms(l.at-prev), text)
+		parts = append(parts, fmt.Sprintf("%s +%.1fms", label, ms(l.at-prev)))
 		prev = l.at
 	}
-	fmt.Fprintf(&sb, "\n\t%7.1fms  +%6.1fms  (process exited)", ms(r.wall), ms(r.wall-prev))
-	return sb.String()
+	parts = append(parts, fmt.Sprintf("exit +%.1fms", ms(r.wall-prev)))
+	return strings.Join(parts, ", ")
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -335,7 +353,8 @@ WORKDIR /app/run
 		e.removeStore(b, root)
 	}
 	st.report(b)
-	b.Logf("cold build: %d steps, %.1f ms wall, peak RSS %.1f MB (last iteration)", st.last.steps, ms(st.last.wall), float64(st.last.rssKiB)/1024)
+	b.Logf("cold build: %d steps, %.1f ms wall, peak RSS %.1f MB; last run (stages build in parallel): %s",
+		st.last.steps, ms(st.last.wall), float64(st.last.rssKiB)/1024, st.last.phases())
 }
 
 // rebuildDockerfile is the Dockerfile of BenchmarkRebuild's contexts: the
@@ -443,7 +462,7 @@ func BenchmarkRebuild(b *testing.B) {
 				if mean >= c.target {
 					verdict = "MISSES"
 				}
-				b.Logf("no-op rebuild of %s: %.1f ms/op wall, target < %v: %s; phases of the last run (at, +since previous line, line):%s",
+				b.Logf("no-op rebuild of %s: %.1f ms/op wall, target < %v: %s; last run: %s",
 					c.name, ms(mean), c.target, verdict, st.last.phases())
 			})
 
@@ -475,7 +494,7 @@ func BenchmarkRebuild(b *testing.B) {
 				if err := os.WriteFile(path, orig, 0o644); err != nil {
 					b.Fatal(err)
 				}
-				b.Logf("rebuild after changing one file of %s, phases of the last run:%s", c.name, st.last.phases())
+				b.Logf("rebuild after changing one file of %s: last run: %s", c.name, st.last.phases())
 			})
 		})
 	}

@@ -68,6 +68,8 @@ func cmdBuild(ctx context.Context, g *globals, args []string) error {
 	jobs := fs.Int("jobs", 0, "how many stages may build at once (default: number of CPUs)")
 	runtime := fs.String("runtime", "", "OCI runtime for RUN: builtin (default), runc, crun or a path")
 	secrets := fs.StringArray("secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR")
+	cacheFrom := fs.StringArray("cache-from", nil, "import build cache: type=local,src=DIR")
+	cacheTo := fs.StringArray("cache-to", nil, "export build cache: type=local,dest=DIR")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -155,9 +157,33 @@ func cmdBuild(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 	opts.Progress = r.event
+	var fromDirs, toDirs []string
+	for _, c := range *cacheFrom {
+		dir, err := parseCacheDir(c, "src")
+		if err != nil {
+			return fmt.Errorf("--cache-from: %w", err)
+		}
+		fromDirs = append(fromDirs, dir)
+	}
+	for _, c := range *cacheTo {
+		dir, err := parseCacheDir(c, "dest")
+		if err != nil {
+			return fmt.Errorf("--cache-to: %w", err)
+		}
+		toDirs = append(toDirs, dir)
+	}
 	b, err := g.open()
 	if err != nil {
 		return err
+	}
+	for _, dir := range fromDirs {
+		n, err := b.ImportCache(ctx, dir)
+		if err != nil {
+			// As docker does, an unusable cache source is a warning.
+			fmt.Fprintf(os.Stderr, "WARNING: importing cache from %s: %v\n", dir, err)
+		} else if mode != "quiet" {
+			fmt.Fprintf(os.Stderr, "imported %d cache entries from %s\n", n, dir)
+		}
 	}
 	res, err := b.Build(ctx, opts)
 	r.close()
@@ -172,6 +198,11 @@ func cmdBuild(ctx context.Context, g *globals, args []string) error {
 	if !storeImage {
 		// The image was only needed for the exports; its layers stay in the cache.
 		b.Remove(ctx, []string{res.ID.String()}, true)
+	}
+	for _, dir := range toDirs {
+		if err := b.ExportCache(ctx, dir, nil); err != nil {
+			return fmt.Errorf("exporting cache to %s: %w", dir, err)
+		}
 	}
 	if *iidfile != "" {
 		if err := os.WriteFile(*iidfile, []byte(res.ID.String()), 0o644); err != nil {
@@ -280,4 +311,32 @@ func parseSecret(s string) (string, builder.SecretSource, error) {
 		return id, builder.SecretSource{File: src}, nil
 	}
 	return id, builder.SecretSource{Env: id}, nil
+}
+
+// parseCacheDir parses a --cache-from/--cache-to value of type local and
+// returns its directory (key is "src" or "dest").
+func parseCacheDir(s, key string) (string, error) {
+	typ, dir := "", ""
+	for _, kv := range strings.Split(s, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case "type":
+			typ = v
+		case key:
+			dir = v
+		case "mode", "compression", "oci-mediatypes", "ignore-error":
+			// accepted for compatibility; a local export always holds every record
+		default:
+			return "", fmt.Errorf("%q: unknown key %q", s, k)
+		}
+	}
+	switch {
+	case typ == "registry":
+		return "", fmt.Errorf("%q: registry caches are not available yet", s)
+	case typ != "local":
+		return "", fmt.Errorf("%q: want type=local,%s=DIR", s, key)
+	case dir == "":
+		return "", fmt.Errorf("%q: %s=DIR is required", s, key)
+	}
+	return dir, nil
 }

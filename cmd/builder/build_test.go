@@ -156,3 +156,31 @@ func TestBuildErrorShowsDockerfileLine(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheToFrom moves a build cache to an empty store on "another
+// machine" through a local cache directory: every step hits.
+func TestCacheToFrom(t *testing.T) {
+	root := storeWithBusybox(t)
+	ctx := t.TempDir()
+	os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte("FROM busybox:latest\nCOPY f /f\nRUN cat /f > /g\n"), 0o644)
+	os.WriteFile(filepath.Join(ctx, "f"), []byte("cached"), 0o644)
+	cacheDir := filepath.Join(t.TempDir(), "cache")
+	id1 := strings.TrimSpace(mustCLI(t, root, nil, "build", "-q", "--cache-to", "type=local,dest="+cacheDir, ctx))
+
+	// The other machine gets the base image through save/load.
+	base := filepath.Join(t.TempDir(), "base.tar")
+	mustCLI(t, root, nil, "save", "-o", base, "busybox:latest")
+	other := t.TempDir()
+	mustCLI(t, other, nil, "load", "-i", base)
+	cmd := cli(other, "build", "--progress", "plain", "--cache-from", "type=local,src="+cacheDir, "--iidfile", filepath.Join(other, "iid"), ctx)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("build with --cache-from: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "2 steps, 2 cached") {
+		t.Fatalf("not every step hit the imported cache:\n%s", out)
+	}
+	if id2, _ := os.ReadFile(filepath.Join(other, "iid")); string(id2) != id1 {
+		t.Fatalf("image ID differs across machines: %s vs %s", id1, id2)
+	}
+}

@@ -2,31 +2,18 @@ package copier
 
 import (
 	"archive/tar"
-	"bufio"
-	"bytes"
-	"compress/bzip2"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
-)
-
-// Compression magic numbers, as Docker detects them.
-var (
-	magicGzip  = []byte{0x1f, 0x8b, 0x08}
-	magicBzip2 = []byte{'B', 'Z', 'h'}
-	magicXz    = []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}
-	magicZstd  = []byte{0x28, 0xb5, 0x2f, 0xfd}
+	"github.com/builder-project/builder/layer"
 )
 
 // errNoXz is returned for xz archives when the xz program is missing.
@@ -53,84 +40,18 @@ func isArchive(ctx context.Context, r *os.Root, p string) (bool, error) {
 	return err == nil, nil
 }
 
-// decompress returns the decompressed stream of r, or r itself when it is
-// not compressed.
+// decompress returns the decompressed stream of r (gzip, bzip2, xz, zstd,
+// detected by magic number as Docker does), or r itself when it is not
+// compressed.
 func decompress(ctx context.Context, r io.Reader) (io.ReadCloser, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	head, _ := br.Peek(6)
-	switch {
-	case bytes.HasPrefix(head, magicGzip):
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, fmt.Errorf("reading gzip header: %w", err)
-		}
-		return zr, nil
-	case bytes.HasPrefix(head, magicBzip2):
-		return io.NopCloser(bzip2.NewReader(br)), nil
-	case bytes.HasPrefix(head, magicXz):
-		return xzReader(ctx, br)
-	case bytes.HasPrefix(head, magicZstd):
-		zr, err := zstd.NewReader(br)
-		if err != nil {
-			return nil, fmt.Errorf("reading zstd header: %w", err)
-		}
-		return zr.IOReadCloser(), nil
-	}
-	return io.NopCloser(br), nil
-}
-
-// xzReader decompresses through the xz program: the standard library has
-// no xz decoder.
-func xzReader(ctx context.Context, r io.Reader) (io.ReadCloser, error) {
-	bin, err := exec.LookPath("xz")
+	rc, c, err := layer.DecompressStream(r)
 	if err != nil {
-		return nil, errNoXz
-	}
-	cmd := exec.CommandContext(ctx, bin, "-dc")
-	cmd.Stdin = r
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, fmt.Errorf("starting xz: %w", err)
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting xz: %w", err)
-	}
-	return &cmdReader{ReadCloser: out, cmd: cmd, stderr: &stderr}, nil
-}
-
-// cmdReader reads a command's output and reaps it on Close.
-type cmdReader struct {
-	io.ReadCloser
-	cmd    *exec.Cmd
-	stderr *bytes.Buffer
-	eof    bool
-}
-
-// Read implements io.Reader; at the end of the output it reports the
-// command's failure, if any.
-func (c *cmdReader) Read(p []byte) (int, error) {
-	n, err := c.ReadCloser.Read(p)
-	if err == io.EOF && !c.eof {
-		c.eof = true
-		if werr := c.cmd.Wait(); werr != nil {
-			return n, fmt.Errorf("decompressing xz: %w: %s", werr, strings.TrimSpace(c.stderr.String()))
+		if c == layer.Xz || errors.Is(err, layer.ErrUnsupportedCompression) {
+			return nil, fmt.Errorf("%w: %v", errNoXz, err)
 		}
+		return nil, err
 	}
-	return n, err
-}
-
-// Close implements io.Closer; it stops the command if output is left.
-func (c *cmdReader) Close() error {
-	if c.eof {
-		return nil
-	}
-	c.eof = true
-	_ = c.cmd.Process.Kill()
-	_ = c.ReadCloser.Close()
-	_ = c.cmd.Wait()
-	return nil
+	return rc, nil
 }
 
 // extract unpacks the archive source s into the resolved destination
