@@ -25,7 +25,7 @@ test-short:
 
 # Benchmarks; BUILDER_BENCH_MB sets the size of the layer benchmark tree.
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./layer/ ./cache/ ./builder/
+	GO=$(GO) scripts/bench.sh
 
 deps:
 	scripts/install-deps.sh

@@ -48,7 +48,7 @@ type benchEnv struct {
 	n    int    // stores made so far
 }
 
-func newBenchEnv(b *testing.B) *benchEnv {
+func benchNewEnv(b *testing.B) *benchEnv {
 	b.Helper()
 	testutil.RequirePrivileges(b, "root", "overlay")
 	bb := testutil.BusyboxPath(b)
@@ -279,14 +279,14 @@ func (r benchRun) phases() string {
 		} else if len(label) > 30 {
 			label = label[:27] + "..."
 		}
-		parts = append(parts, fmt.Sprintf("%s +%.1fms", label, ms(l.at-prev)))
+		parts = append(parts, fmt.Sprintf("%s +%.1fms", label, benchMS(l.at-prev)))
 		prev = l.at
 	}
-	parts = append(parts, fmt.Sprintf("exit +%.1fms", ms(r.wall-prev)))
+	parts = append(parts, fmt.Sprintf("exit +%.1fms", benchMS(r.wall-prev)))
 	return strings.Join(parts, ", ")
 }
 
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+func benchMS(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // writeBenchFiles writes name → content under dir.
 func writeBenchFiles(b *testing.B, dir string, files map[string]string) {
@@ -302,9 +302,9 @@ func writeBenchFiles(b *testing.B, dir string, files map[string]string) {
 	}
 }
 
-// smallApp returns the files of a small application: a dozen sources and
+// benchSmallApp returns the files of a small application: a dozen sources and
 // assets of a few hundred bytes to a few KiB.
-func smallApp(prefix string) map[string]string {
+func benchSmallApp(prefix string) map[string]string {
 	files := map[string]string{}
 	for i := 0; i < 6; i++ {
 		files[fmt.Sprintf("%ssrc/mod%d.sh", prefix, i)] = "#!/bin/sh\n" + strings.Repeat(fmt.Sprintf("echo module %d\n", i), 20*(i+1))
@@ -321,9 +321,9 @@ func smallApp(prefix string) map[string]string {
 // image imported outside the timer) of a representative multi-stage
 // Dockerfile.
 func BenchmarkBuild(b *testing.B) {
-	e := newBenchEnv(b)
+	e := benchNewEnv(b)
 	ctxDir := filepath.Join(e.dir, "ctx-build")
-	files := smallApp("app/")
+	files := benchSmallApp("app/")
 	files["Dockerfile"] = `FROM busybox AS assets
 WORKDIR /build
 RUN mkdir -p out && for i in $(seq 50); do echo "asset $i" > out/a$i.txt; done && tar -cf /assets.tar out
@@ -354,25 +354,25 @@ WORKDIR /app/run
 	}
 	st.report(b)
 	b.Logf("cold build: %d steps, %.1f ms wall, peak RSS %.1f MB; last run (stages build in parallel): %s",
-		st.last.steps, ms(st.last.wall), float64(st.last.rssKiB)/1024, st.last.phases())
+		st.last.steps, benchMS(st.last.wall), float64(st.last.rssKiB)/1024, st.last.phases())
 }
 
-// rebuildDockerfile is the Dockerfile of BenchmarkRebuild's contexts: the
+// benchRebuildDockerfile is the Dockerfile of BenchmarkRebuild's contexts: the
 // whole context is copied, then a step uses it.
-const rebuildDockerfile = `FROM busybox
+const benchRebuildDockerfile = `FROM busybox
 ENV APP_HOME=/app
 WORKDIR /app
 COPY . /app
 RUN find /app -type f | wc -l > /files.count
 `
 
-// rebuildSteps counts rebuildDockerfile's steps (FROM is not one), and
-// rebuildAfterCopy those from its COPY on.
-const rebuildSteps, rebuildAfterCopy = 4, 2
+// benchRebuildSteps counts benchRebuildDockerfile's steps (FROM is not one), and
+// benchRebuildAfterCopy those from its COPY on.
+const benchRebuildSteps, benchRebuildAfterCopy = 4, 2
 
-// bigContext writes a context of n files of 100 B to 4 KiB in dirs
+// benchBigContext writes a context of n files of 100 B to 4 KiB in dirs
 // directories, and returns its total size.
-func bigContext(b *testing.B, dir string, n, dirs int) int64 {
+func benchBigContext(b *testing.B, dir string, n, dirs int) int64 {
 	b.Helper()
 	rng := rand.New(rand.NewPCG(1, 2))
 	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789 \n"
@@ -402,18 +402,18 @@ func bigContext(b *testing.B, dir string, n, dirs int) int64 {
 // ("noop", every step must be a cache hit) and a rebuild after one file's
 // content changed ("one-file-change": its COPY and the RUN after rerun).
 func BenchmarkRebuild(b *testing.B) {
-	e := newBenchEnv(b)
+	e := benchNewEnv(b)
 	contexts := []struct {
 		name   string
 		make   func(b *testing.B, dir string) string // returns the file to change
 		target time.Duration
 	}{
 		{"small", func(b *testing.B, dir string) string {
-			writeBenchFiles(b, dir, smallApp(""))
+			writeBenchFiles(b, dir, benchSmallApp(""))
 			return "config.ini"
 		}, benchNoopTargets["small"]},
 		{"20k-files", func(b *testing.B, dir string) string {
-			total := bigContext(b, dir, 20000, 200)
+			total := benchBigContext(b, dir, 20000, 200)
 			b.Logf("context: 20000 files in 200 dirs, %.1f MB", float64(total)/(1<<20))
 			return filepath.Join("pkg010", "mod5", "file042.txt")
 		}, benchNoopTargets["20k-files"]},
@@ -422,7 +422,7 @@ func BenchmarkRebuild(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			ctxDir := filepath.Join(e.dir, "ctx-"+c.name)
 			changed := c.make(b, ctxDir)
-			writeBenchFiles(b, ctxDir, map[string]string{"Dockerfile": rebuildDockerfile})
+			writeBenchFiles(b, ctxDir, map[string]string{"Dockerfile": benchRebuildDockerfile})
 
 			b.Run("cold", func(b *testing.B) {
 				var st benchStats
@@ -431,8 +431,8 @@ func BenchmarkRebuild(b *testing.B) {
 				for i := 0; i < b.N; i++ {
 					root := e.newStore(b)
 					r := benchBuild(b, root, ctxDir)
-					if r.steps != rebuildSteps || r.cached != 0 {
-						b.Fatalf("cold build: %d steps, %d cached; want %d, 0\n%s", r.steps, r.cached, rebuildSteps, r.stderr)
+					if r.steps != benchRebuildSteps || r.cached != 0 {
+						b.Fatalf("cold build: %d steps, %d cached; want %d, 0\n%s", r.steps, r.cached, benchRebuildSteps, r.stderr)
 					}
 					st.add(r)
 					e.removeStore(b, root)
@@ -450,7 +450,7 @@ func BenchmarkRebuild(b *testing.B) {
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
 					r := benchBuild(b, root, ctxDir)
-					if r.steps != rebuildSteps || r.cached != r.steps || r.hits != r.steps {
+					if r.steps != benchRebuildSteps || r.cached != r.steps || r.hits != r.steps {
 						b.Fatalf("no-op rebuild not fully cached: %d steps, %d cached, %d CACHED lines\n%s", r.steps, r.cached, r.hits, r.stderr)
 					}
 					st.add(r)
@@ -463,7 +463,7 @@ func BenchmarkRebuild(b *testing.B) {
 					verdict = "MISSES"
 				}
 				b.Logf("no-op rebuild of %s: %.1f ms/op wall, target < %v: %s; last run: %s",
-					c.name, ms(mean), c.target, verdict, st.last.phases())
+					c.name, benchMS(mean), c.target, verdict, st.last.phases())
 			})
 
 			b.Run("one-file-change", func(b *testing.B) {
@@ -485,8 +485,8 @@ func BenchmarkRebuild(b *testing.B) {
 						b.Fatal(err)
 					}
 					r := benchBuild(b, root, ctxDir)
-					if want := rebuildSteps - rebuildAfterCopy; r.steps != rebuildSteps || r.cached != want {
-						b.Fatalf("rebuild after changing %s: %d steps, %d cached; want %d, %d\n%s", changed, r.steps, r.cached, rebuildSteps, want, r.stderr)
+					if want := benchRebuildSteps - benchRebuildAfterCopy; r.steps != benchRebuildSteps || r.cached != want {
+						b.Fatalf("rebuild after changing %s: %d steps, %d cached; want %d, %d\n%s", changed, r.steps, r.cached, benchRebuildSteps, want, r.stderr)
 					}
 					st.add(r)
 				}
