@@ -4,6 +4,7 @@ package cache
 
 import (
 	"context"
+	"github.com/builder-project/builder/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,9 +94,7 @@ func TestChecksumRules(t *testing.T) {
 		}, false},
 		{"dir mode", func(t *testing.T, root string) { must(t, os.Chmod(filepath.Join(root, "src/empty"), 0o700)) }, false},
 		{"owner", func(t *testing.T, root string) {
-			if os.Geteuid() != 0 {
-				t.Skip("chown needs root")
-			}
+			testutil.RequirePrivileges(t, "root")
 			must(t, os.Lchown(filepath.Join(root, "src/main.go"), 1000, 1000))
 		}, false},
 		{"rename", func(t *testing.T, root string) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/builder-project/builder/internal/testutil"
 	"os"
 	"path/filepath"
 	"sort"
@@ -122,8 +123,8 @@ func TestApplyBreakout(t *testing.T) {
 	for _, format := range []Format{DirFormat, OverlayFormat} {
 		for _, tc := range breakoutCases("OUTSIDE", "SENTINEL") {
 			t.Run(format.String()+"/"+tc.name, func(t *testing.T) {
-				if format == OverlayFormat && os.Geteuid() != 0 {
-					t.Skip("overlay format needs root")
+				if format == OverlayFormat {
+					testutil.RequirePrivileges(t, "root")
 				}
 				j := newJail(t)
 				entries := make([]tarEntry, len(tc.entries))
