@@ -9,7 +9,7 @@ import (
 	"github.com/builder-project/builder/internal/store"
 	"github.com/builder-project/builder/layer"
 	"github.com/builder-project/builder/output"
-	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // ArchiveFormat selects the tarball format of Save.
@@ -111,37 +111,52 @@ func (b *Builder) Export(ctx context.Context, w io.Writer, ref string) error {
 	if err != nil {
 		return err
 	}
+	return b.exportTar(ctx, w, img)
+}
+
+// ExportManifest is Export for the image a manifest descriptor names, such
+// as BuildResult.Manifest.
+func (b *Builder) ExportManifest(ctx context.Context, w io.Writer, manifest ocispec.Descriptor) error {
+	img, err := b.readManifest(ctx, manifest)
+	if err != nil {
+		return err
+	}
+	return b.exportTar(ctx, w, img)
+}
+
+func (b *Builder) exportTar(ctx context.Context, w io.Writer, img *stored) error {
 	dir, release, err := b.st.TempDir("export-")
 	if err != nil {
 		return err
 	}
 	defer release()
-	for i, l := range img.manifest.Layers {
-		if err := b.applyBlob(ctx, l.Digest, dir, layer.DirFormat); err != nil {
-			return fmt.Errorf("exporting %s: layer %d: %w", ref, i, err)
-		}
+	if err := b.unpackInto(ctx, img, dir); err != nil {
+		return err
 	}
 	if err := layer.DiffDirs(ctx, "", dir, layer.DiffOptions{}, w); err != nil {
-		return fmt.Errorf("exporting %s: %w", ref, err)
+		return fmt.Errorf("exporting %s: %w", shortID(img.rec.ID), err)
 	}
 	return nil
 }
 
-// SaveID writes one image, by ID, to w as an archive naming it tags.
-func (b *Builder) SaveID(ctx context.Context, w io.Writer, format ArchiveFormat, id digest.Digest, tags []string) error {
-	idx, err := b.st.View()
-	if err != nil {
-		return err
+// unpackInto applies every layer of img onto dir, whiteouts applied.
+func (b *Builder) unpackInto(ctx context.Context, img *stored, dir string) error {
+	for i, l := range img.manifest.Layers {
+		if err := b.applyBlob(ctx, l.Digest, dir, layer.DirFormat); err != nil {
+			return fmt.Errorf("exporting %s to %s: layer %d: %w", shortID(img.rec.ID), dir, i, err)
+		}
 	}
-	rec := idx.Images[id]
-	if rec == nil {
-		return fmt.Errorf("image %s: %w", id, ErrNotFound)
-	}
+	return nil
+}
+
+// SaveManifest writes the image a manifest descriptor names (such as
+// BuildResult.Manifest) to w as one archive naming it tags.
+func (b *Builder) SaveManifest(ctx context.Context, w io.Writer, format ArchiveFormat, manifest ocispec.Descriptor, tags []string) error {
 	names, err := normalizeTags(tags)
 	if err != nil {
 		return err
 	}
-	imgs := []output.Image{{Manifest: rec.Manifest, Names: names}}
+	imgs := []output.Image{{Manifest: manifest, Names: names}}
 	if format == OCIArchive {
 		return output.WriteOCIArchive(ctx, b.st, w, imgs)
 	}
@@ -155,10 +170,14 @@ func (b *Builder) ExportDir(ctx context.Context, dir, ref string) error {
 	if err != nil {
 		return err
 	}
-	for i, l := range img.manifest.Layers {
-		if err := b.applyBlob(ctx, l.Digest, dir, layer.DirFormat); err != nil {
-			return fmt.Errorf("exporting %s to %s: layer %d: %w", ref, dir, i, err)
-		}
+	return b.unpackInto(ctx, img, dir)
+}
+
+// ExportManifestDir is ExportDir for the image a manifest descriptor names.
+func (b *Builder) ExportManifestDir(ctx context.Context, dir string, manifest ocispec.Descriptor) error {
+	img, err := b.readManifest(ctx, manifest)
+	if err != nil {
+		return err
 	}
-	return nil
+	return b.unpackInto(ctx, img, dir)
 }

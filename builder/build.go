@@ -51,9 +51,10 @@ type BuildOptions struct {
 	Jobs int
 	// Progress receives events; nil discards them.
 	Progress func(Event)
-	// KeepImage stores the result even without tags (the default output).
-	// Exporters that only need the image's blobs work without it.
-	KeepImage bool
+	// NoStore leaves the result out of the image list and ignores Tags:
+	// only its blobs are written, for the Save/Export…Manifest exporters.
+	// By default the image is stored (dangling without tags).
+	NoStore bool
 }
 
 // BuildResult describes a finished build.
@@ -155,22 +156,11 @@ func (b *Builder) Build(ctx context.Context, opts BuildOptions) (*BuildResult, e
 			cfg.Config.Labels[k] = v
 		}
 	}
-	var keep []string
-	if opts.KeepImage || len(tags) > 0 {
-		keep = tags
-	}
-	id, err := b.commitImage(ctx, cfg, final.layers, keep, final.parent)
+	id, mdesc, err := b.commitImage(ctx, cfg, final.layers, tags, final.parent, opts.NoStore)
 	if err != nil {
 		return nil, err
 	}
-	idx, err := b.st.View()
-	if err != nil {
-		return nil, err
-	}
-	res := &BuildResult{ID: id, Steps: bd.steps, Cached: bd.cached, Duration: time.Since(start)}
-	if rec := idx.Images[id]; rec != nil {
-		res.Manifest = rec.Manifest
-	}
+	res := &BuildResult{ID: id, Manifest: mdesc, Steps: bd.steps, Cached: bd.cached, Duration: time.Since(start)}
 	ev.emit(Event{Kind: BuildDone, Message: fmt.Sprintf("built %s in %.2fs: %d steps, %d cached", shortID(id), res.Duration.Seconds(), res.Steps+res.Cached, res.Cached)})
 	return res, nil
 }

@@ -114,9 +114,6 @@ func (bd *build) startStage(ctx context.Context, s *dockerfile.Stage, res *stage
 	}
 	res.cfg.Config.OnBuild = nil
 	res.cfg.Config.Env = res.scope.ImageEnv()
-	if res.cfg.Config.Labels == nil {
-		res.cfg.Config.Labels = nil
-	}
 	return steps, nil
 }
 

@@ -58,9 +58,10 @@ type newImageLayer struct {
 }
 
 // commitImage writes config and manifest blobs for cfg and layers, records
-// the image and its layers in the index, points tags at it and returns its ID.
+// the layers in the index and, unless blobsOnly, the image with tags
+// pointing at it. It returns the image ID and the manifest descriptor.
 // The config's rootfs is set from layers.
-func (b *Builder) commitImage(ctx context.Context, cfg Config, layers []newImageLayer, tags []string, parent digest.Digest) (digest.Digest, error) {
+func (b *Builder) commitImage(ctx context.Context, cfg Config, layers []newImageLayer, tags []string, parent digest.Digest, blobsOnly bool) (digest.Digest, ocispec.Descriptor, error) {
 	cfg.RootFS = ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{}}
 	mf := ocispec.Manifest{
 		Versioned: specs.Versioned{SchemaVersion: 2},
@@ -73,17 +74,20 @@ func (b *Builder) commitImage(ctx context.Context, cfg Config, layers []newImage
 	}
 	cdesc, err := b.st.WriteJSON(ctx, ocispec.MediaTypeImageConfig, cfg)
 	if err != nil {
-		return "", fmt.Errorf("writing image config: %w", err)
+		return "", ocispec.Descriptor{}, fmt.Errorf("writing image config: %w", err)
 	}
 	mf.Config = cdesc
 	mdesc, err := b.st.WriteJSON(ctx, ocispec.MediaTypeImageManifest, mf)
 	if err != nil {
-		return "", fmt.Errorf("writing image manifest: %w", err)
+		return "", ocispec.Descriptor{}, fmt.Errorf("writing image manifest: %w", err)
 	}
 	now := time.Now().UTC()
 	err = b.st.Update(func(idx *store.Index) error {
 		for _, l := range layers {
 			idx.AddLayer(l.DiffID, l.Size, l.Desc)
+		}
+		if blobsOnly {
+			return nil
 		}
 		rec := idx.Images[cdesc.Digest]
 		if rec == nil {
@@ -97,9 +101,9 @@ func (b *Builder) commitImage(ctx context.Context, cfg Config, layers []newImage
 		return nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("recording image: %w", err)
+		return "", ocispec.Descriptor{}, fmt.Errorf("recording image: %w", err)
 	}
-	return cdesc.Digest, nil
+	return cdesc.Digest, mdesc, nil
 }
 
 // layerSize returns the uncompressed size of a layer if known, else its blob size.
@@ -108,4 +112,14 @@ func layerSize(idx *store.Index, diffID digest.Digest, blob ocispec.Descriptor) 
 		return li.Size
 	}
 	return blob.Size
+}
+
+// readManifest reads the image a manifest descriptor names, whether or not
+// the index records it (a build whose result is only exported is not).
+func (b *Builder) readManifest(ctx context.Context, desc ocispec.Descriptor) (*stored, error) {
+	var mf ocispec.Manifest
+	if err := b.st.ReadJSON(ctx, desc.Digest, &mf); err != nil {
+		return nil, fmt.Errorf("reading manifest %s: %w", desc.Digest, err)
+	}
+	return b.readImage(ctx, &store.Image{ID: mf.Config.Digest, Manifest: desc})
 }

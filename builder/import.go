@@ -64,7 +64,7 @@ func (b *Builder) Import(ctx context.Context, r io.Reader, opts ImportOptions) (
 		src = "-"
 	}
 	cfg.History = []ocispec.History{{Created: &now, CreatedBy: "builder import " + src, Comment: opts.Message}}
-	id, err := b.commitImage(ctx, cfg, []newImageLayer{{Layer: l, Size: size}}, tags, "")
+	id, _, err := b.commitImage(ctx, cfg, []newImageLayer{{Layer: l, Size: size}}, tags, "", false)
 	if err != nil {
 		return "", err
 	}

@@ -147,7 +147,7 @@ func cmdBuild(ctx context.Context, g *globals, args []string) error {
 	for _, o := range outs {
 		storeImage = storeImage || o.typ == "image"
 	}
-	opts.KeepImage = storeImage
+	opts.NoStore = !storeImage
 	mode := *progress
 	if *quiet {
 		mode = "quiet"
@@ -195,10 +195,6 @@ func cmdBuild(ctx context.Context, g *globals, args []string) error {
 			return err
 		}
 	}
-	if !storeImage {
-		// The image was only needed for the exports; its layers stay in the cache.
-		b.Remove(ctx, []string{res.ID.String()}, true)
-	}
 	for _, dir := range toDirs {
 		if err := b.ExportCache(ctx, dir, nil); err != nil {
 			return fmt.Errorf("exporting cache to %s: %w", dir, err)
@@ -221,21 +217,18 @@ func cmdBuild(ctx context.Context, g *globals, args []string) error {
 }
 
 func exportOutput(ctx context.Context, b *builder.Builder, res *builder.BuildResult, o output, tags []string) error {
-	ref := res.ID.String()
 	switch o.typ {
-	case "image":
-		return nil
 	case "oci", "docker":
 		return writeOutput(o.dest, func(w io.Writer) error {
-			return b.SaveID(ctx, w, builder.ArchiveFormat(o.typ), res.ID, tags)
+			return b.SaveManifest(ctx, w, builder.ArchiveFormat(o.typ), res.Manifest, tags)
 		})
 	case "tar":
-		return writeOutput(o.dest, func(w io.Writer) error { return b.Export(ctx, w, ref) })
+		return writeOutput(o.dest, func(w io.Writer) error { return b.ExportManifest(ctx, w, res.Manifest) })
 	case "local":
 		if err := os.MkdirAll(o.dest, 0o755); err != nil {
 			return err
 		}
-		return b.ExportDir(ctx, o.dest, ref)
+		return b.ExportManifestDir(ctx, o.dest, res.Manifest)
 	}
 	return nil
 }

@@ -81,10 +81,20 @@ func TestBuildOutputs(t *testing.T) {
 	if out, err := exec.Command("tar", "-tf", filepath.Join(dir, "fs.tar")).Output(); err != nil || !strings.Contains(string(out), "out.txt") || strings.Contains(string(out), "etc/passwd") {
 		t.Errorf("tar output: %v\n%s", err, out)
 	}
-	// Only the default or type=image output stores the image.
-	mustCLI(t, root, nil, "build", "-q", "-t", "notstored:1", "--output", "type=tar,dest="+filepath.Join(dir, "x.tar"), ctx)
+	// Only the default or type=image output stores the image: a tar-only
+	// build neither adds an image nor moves an existing tag.
+	mustCLI(t, root, nil, "tag", "busybox:latest", "existing:1")
+	before := mustCLI(t, root, nil, "images", "-q", "--no-trunc")
+	mustCLI(t, root, nil, "build", "-q", "-t", "notstored:1", "-t", "existing:1", "--output", "type=tar,dest="+filepath.Join(dir, "x.tar"), ctx)
 	if out := mustCLI(t, root, nil, "images"); strings.Contains(out, "notstored") {
 		t.Errorf("a tar-only build stored its image:\n%s", out)
+	}
+	if after := mustCLI(t, root, nil, "images", "-q", "--no-trunc"); after != before {
+		t.Errorf("a tar-only build changed the image list:\n%s\n→\n%s", before, after)
+	}
+	busybox := mustCLI(t, root, nil, "inspect", "busybox:latest")
+	if existing := mustCLI(t, root, nil, "inspect", "existing:1"); !strings.Contains(existing, busybox[strings.Index(busybox, `"Id"`):strings.Index(busybox, `"Id"`)+80]) {
+		t.Errorf("a tar-only build moved the tag existing:1")
 	}
 
 	// Interop: umoci unpacks the OCI archive, skopeo reads the docker one.
