@@ -194,3 +194,32 @@ func TestCacheToFrom(t *testing.T) {
 		t.Fatalf("image ID differs across machines: %s vs %s", id1, id2)
 	}
 }
+
+func TestCacheCommands(t *testing.T) {
+	root := storeWithBusybox(t)
+	ctx := t.TempDir()
+	os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte("FROM busybox:latest\nRUN echo a > /a\nRUN echo b > /b\n"), 0o644)
+	mustCLI(t, root, nil, "build", "-q", "-t", "cached", ctx)
+	ls := mustCLI(t, root, nil, "cache", "ls")
+	if !strings.Contains(ls, "RUN /bin/sh -c echo a > /a") || !strings.Contains(ls, "LAST USED") {
+		t.Errorf("cache ls:\n%s", ls)
+	}
+	if du := mustCLI(t, root, nil, "cache", "du"); !strings.Contains(du, "Entries:\t2") {
+		t.Errorf("cache du:\n%s", du)
+	}
+	// Entries used just now survive an until=1h filter; prune without a
+	// filter empties the cache; the tagged image and its layers stay.
+	mustCLI(t, root, nil, "prune", "-f", "--filter", "until=1h")
+	if du := mustCLI(t, root, nil, "cache", "du"); !strings.Contains(du, "Entries:\t2") {
+		t.Errorf("until=1h removed recent entries:\n%s", du)
+	}
+	if out := mustCLI(t, root, nil, "prune", "-f"); !strings.Contains(out, "Deleted build cache entries: 2") {
+		t.Errorf("prune:\n%s", out)
+	}
+	if du := mustCLI(t, root, nil, "cache", "du"); !strings.Contains(du, "Entries:\t0") {
+		t.Errorf("cache not empty after prune:\n%s", du)
+	}
+	if out := mustCLI(t, root, nil, "run", "cached", "cat", "/a", "/b"); out != "a\nb\n" {
+		t.Errorf("image damaged by cache prune: %q", out)
+	}
+}
