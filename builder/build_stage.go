@@ -155,7 +155,7 @@ func (bd *build) runStep(ctx context.Context, s *dockerfile.Stage, res *stageRes
 		out, err = bd.workdirCommand(ctx, res, r, ev)
 	case *instructions.ArgCommand:
 		out = stepOutcome{createdBy: dockerfile.ArgString(c)}
-		err = bd.metaStep(res, r, ev, start)
+		err = bd.metaStep(ev, start)
 	default:
 		var ok bool
 		ok, err = applyConfig(&res.cfg, &res.cst, c)
@@ -164,7 +164,7 @@ func (bd *build) runStep(ctx context.Context, s *dockerfile.Stage, res *stageRes
 		}
 		out = stepOutcome{createdBy: createdBy(r)}
 		if err == nil {
-			err = bd.metaStep(res, r, ev, start)
+			err = bd.metaStep(ev, start)
 		}
 	}
 	if err != nil {
@@ -202,7 +202,7 @@ func resultKey(key digest.Digest, l *cache.LayerRef) digest.Digest {
 func (r *stageResult) scopeCfg() { r.cfg.Config.Env = r.scope.ImageEnv() }
 
 // metaStep reports a metadata-only step (no filesystem change).
-func (bd *build) metaStep(res *stageResult, r *dockerfile.Resolved, ev Event, start time.Time) error {
+func (bd *build) metaStep(ev Event, start time.Time) error {
 	bd.count(false)
 	ev.Kind = StepDone
 	ev.Duration = time.Since(start)
