@@ -3,6 +3,7 @@ package layer
 import (
 	"bytes"
 	"context"
+	"github.com/builder-project/builder/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -118,6 +119,6 @@ func TestDiffDirs(t *testing.T) {
 func setXattrOrSkip(t *testing.T, p, k, v string) {
 	t.Helper()
 	if err := setXattrForTest(p, k, v); err != nil {
-		t.Skipf("setting xattr %s: %v", k, err)
+		testutil.Unavailable(t, "setting xattr %s: %v", k, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"github.com/builder-project/builder/internal/testutil"
 	"io"
 	"math/rand/v2"
 	"os/exec"
@@ -208,10 +209,7 @@ func TestDecompressStream(t *testing.T) {
 	plain := []byte(strings.Repeat("layer data ", 1000))
 	external := func(tool string, args ...string) func(t *testing.T) []byte {
 		return func(t *testing.T) []byte {
-			if _, err := exec.LookPath(tool); err != nil {
-				t.Skipf("%s not installed", tool)
-			}
-			cmd := exec.Command(tool, args...)
+			cmd := exec.Command(testutil.RequireTool(t, tool), args...)
 			cmd.Stdin = bytes.NewReader(plain)
 			out, err := cmd.Output()
 			if err != nil {
@@ -265,9 +263,7 @@ func TestDecompressStream(t *testing.T) {
 		})
 	}
 	t.Run("corrupt xz", func(t *testing.T) {
-		if _, err := exec.LookPath("xz"); err != nil {
-			t.Skip("xz not installed")
-		}
+		testutil.RequireTool(t, "xz")
 		rc, _, err := DecompressStream(bytes.NewReader(append(append([]byte{}, magicXz...), "garbage"...)))
 		if err != nil {
 			t.Fatal(err)
