@@ -192,38 +192,34 @@ func cleanRel(p string) string {
 
 // lookup returns the cache record of key, unless the stage is built
 // without the cache.
-func (bd *build) lookup(ctx context.Context, res *stageResult, key digest.Digest) (cache.Record, bool) {
+// The record comes with its decoded config; an unreadable record or one
+// whose layer blob was pruned is a miss.
+func (bd *build) lookup(ctx context.Context, res *stageResult, key digest.Digest) (cache.Record, Config, bool) {
 	if res.noCache {
-		return cache.Record{}, false
+		return cache.Record{}, Config{}, false
 	}
 	rec, ok, err := bd.cache.Lookup(ctx, key)
 	if err != nil || !ok {
-		return cache.Record{}, false
+		return cache.Record{}, Config{}, false
 	}
 	if rec.Layer != nil {
-		// The blob must still be there; a pruned one is a miss.
 		if _, ok := bd.b.st.Has(rec.Layer.Desc.Digest); !ok {
-			return cache.Record{}, false
+			return cache.Record{}, Config{}, false
 		}
 	}
 	var cfg Config
 	if err := json.Unmarshal(rec.Config, &cfg); err != nil {
-		return cache.Record{}, false
+		return cache.Record{}, Config{}, false
 	}
-	return rec, true
+	return rec, cfg, true
 }
 
 // applyRecord makes res what it was after the cached step.
-func (bd *build) applyRecord(res *stageResult, rec cache.Record) error {
-	var cfg Config
-	if err := json.Unmarshal(rec.Config, &cfg); err != nil {
-		return err
-	}
+func (bd *build) applyRecord(res *stageResult, rec cache.Record, cfg Config) {
 	res.cfg = cfg
 	if rec.Layer != nil {
 		res.layers = append(res.layers, newImageLayer{Layer: layerOf(rec.Layer), Size: rec.Size})
 	}
-	return nil
 }
 
 // record stores what a step produced under key.

@@ -130,10 +130,8 @@ func (bd *build) runStep(ctx context.Context, s *dockerfile.Stage, res *stageRes
 	if err != nil {
 		return dockerfile.NewError(st.Location, err)
 	}
-	if rec, ok := bd.lookup(ctx, res, key); ok {
-		if err := bd.applyRecord(res, rec); err != nil {
-			return err
-		}
+	if rec, cfg, ok := bd.lookup(ctx, res, key); ok {
+		bd.applyRecord(res, rec, cfg)
 		res.scopeCfg()
 		res.key = resultKey(key, rec.Layer)
 		bd.count(true)

@@ -3,8 +3,10 @@ package builder
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -232,7 +234,7 @@ COPY --from=b /end /b.end
 	num := func(n string) float64 {
 		var v float64
 		s := strings.TrimSpace(readFile(t, filepath.Join(root, n)))
-		if _, err := fmtSscan(s, &v); err != nil {
+		if _, err := fmt.Sscan(s, &v); err != nil {
 			t.Fatalf("%s: %q: %v", n, s, err)
 		}
 		return v
@@ -298,7 +300,7 @@ func storeState(t *testing.T, b *Builder) string {
 	for id := range idx.Images {
 		parts = append(parts, id.String())
 	}
-	sortStrings(parts)
+	sort.Strings(parts)
 	return strings.Join(parts, " ")
 }
 

@@ -3,6 +3,7 @@ package builder
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/builder-project/builder/internal/store"
 )
@@ -53,19 +54,10 @@ func normalizeTags(refs []string) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		if containsDigest(n) {
+		if strings.Contains(n, "@") {
 			return nil, fmt.Errorf("invalid tag %q: a tag cannot contain a digest", r)
 		}
 		out = append(out, n)
 	}
 	return out, nil
-}
-
-func containsDigest(ref string) bool {
-	for i := 0; i < len(ref); i++ {
-		if ref[i] == '@' {
-			return true
-		}
-	}
-	return false
 }

@@ -3,18 +3,12 @@ package builder
 import (
 	"archive/tar"
 	"context"
-	"fmt"
 	"io"
-	"sort"
 	"testing"
 
 	"github.com/builder-project/builder/layer"
 	digest "github.com/opencontainers/go-digest"
 )
-
-func fmtSscan(s string, v *float64) (int, error) { return fmt.Sscan(s, v) }
-
-func sortStrings(s []string) { sort.Strings(s) }
 
 // layerEntries lists the tar entry names of a stored layer blob.
 func layerEntries(t *testing.T, b *Builder, d digest.Digest) []string {
