@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/builder-project/builder/cache"
 	"github.com/builder-project/builder/dockerfile"
 	"github.com/builder-project/builder/executor"
 	digest "github.com/opencontainers/go-digest"
@@ -77,8 +76,8 @@ type build struct {
 	exec   executor.Executor
 	ev     *emitter
 	ignore *dockerfile.Ignore
-	cache  *cache.Cache
-	hasher *cache.Hasher
+	// platform is the platform steps run on and are keyed with.
+	platform string
 
 	mu      sync.Mutex
 	results map[*dockerfile.Stage]*stageResult
@@ -106,7 +105,7 @@ func (b *Builder) Build(ctx context.Context, opts BuildOptions) (*BuildResult, e
 	if err != nil {
 		return nil, err
 	}
-	bd := &build{b: b, opts: opts, g: g, ev: ev, results: map[*dockerfile.Stage]*stageResult{}}
+	bd := &build{b: b, opts: opts, g: g, ev: ev, platform: hostPlatform, results: map[*dockerfile.Stage]*stageResult{}}
 	if opts.ContextDir == "" {
 		return nil, errors.New("no build context directory")
 	}
@@ -124,10 +123,7 @@ func (b *Builder) Build(ctx context.Context, opts BuildOptions) (*BuildResult, e
 	if bd.ignore, err = dockerfile.NewIgnore(patterns); err != nil {
 		return nil, err
 	}
-	if bd.cache, bd.hasher, err = b.openCache(); err != nil {
-		return nil, err
-	}
-	if bd.exec, err = executor.New(opts.Runtime); err != nil {
+	if bd.exec, err = b.executor(opts.Runtime); err != nil {
 		return nil, err
 	}
 	lease, err := b.st.Lease()

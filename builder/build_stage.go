@@ -6,12 +6,9 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
-	"time"
 
-	"github.com/builder-project/builder/cache"
 	"github.com/builder-project/builder/dockerfile"
 	"github.com/builder-project/builder/layer"
-	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -41,12 +38,6 @@ func (r *stageResult) diffIDs() []digest.Digest {
 		out[i] = l.DiffID
 	}
 	return out
-}
-
-// stepOutcome is what one step did: a new layer or none, and its history.
-type stepOutcome struct {
-	layer     *newImageLayer
-	createdBy string
 }
 
 // runStage builds one stage into bd.results[s].
@@ -117,119 +108,8 @@ func (bd *build) startStage(ctx context.Context, s *dockerfile.Stage, res *stage
 	return steps, nil
 }
 
-// runStep resolves and executes one step, or takes it from the cache.
-func (bd *build) runStep(ctx context.Context, s *dockerfile.Stage, res *stageResult, st *dockerfile.Step, ev Event) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	r, err := res.scope.Apply(st)
-	if err != nil {
-		return err
-	}
-	key, err := bd.stepKey(ctx, res, r)
-	if err != nil {
-		return dockerfile.NewError(st.Location, err)
-	}
-	if rec, cfg, ok := bd.lookup(ctx, res, key); ok {
-		bd.applyRecord(res, rec, cfg)
-		res.scopeCfg()
-		res.key = resultKey(key, rec.Layer)
-		bd.count(true)
-		ev.Kind = StepCached
-		bd.ev.emit(ev)
-		return nil
-	}
-	start := time.Now()
-	var out stepOutcome
-	switch c := r.Command.(type) {
-	case *instructions.RunCommand:
-		out, err = bd.runCommand(ctx, s, res, r, c, ev)
-	case *instructions.CopyCommand:
-		out, err = bd.copyCommand(ctx, res, r, copyFrom(c), ev)
-	case *instructions.AddCommand:
-		out, err = bd.copyCommand(ctx, res, r, copyFromAdd(c), ev)
-	case *instructions.WorkdirCommand:
-		applyConfig(&res.cfg, &res.cst, c)
-		out, err = bd.workdirCommand(ctx, res, r, ev)
-	case *instructions.ArgCommand:
-		out = stepOutcome{createdBy: dockerfile.ArgString(c)}
-		err = bd.metaStep(ev, start)
-	default:
-		var ok bool
-		ok, err = applyConfig(&res.cfg, &res.cst, c)
-		if err == nil && !ok {
-			err = fmt.Errorf("instruction %s is not supported", strings.ToUpper(c.Name()))
-		}
-		out = stepOutcome{createdBy: createdBy(r)}
-		if err == nil {
-			err = bd.metaStep(ev, start)
-		}
-	}
-	if err != nil {
-		return dockerfile.NewError(st.Location, err)
-	}
-	res.scopeCfg()
-	now := time.Now().UTC()
-	h := ocispec.History{Created: &now, CreatedBy: out.createdBy, Comment: historyComment, EmptyLayer: out.layer == nil}
-	res.cfg.History = append(res.cfg.History, h)
-	if out.layer != nil {
-		res.layers = append(res.layers, *out.layer)
-	}
-	if err := bd.record(ctx, res, key, out); err != nil {
-		return fmt.Errorf("recording cache entry: %w", err)
-	}
-	var lr *cache.LayerRef
-	if out.layer != nil {
-		lr = &cache.LayerRef{DiffID: out.layer.DiffID}
-	}
-	res.key = resultKey(key, lr)
-	return nil
-}
-
-// resultKey is what the steps after a step chain on: its cache key and the
-// content it produced. A step re-executed (--no-cache-filter) with other
-// output thus invalidates what follows it, and identical output does not.
-func resultKey(key digest.Digest, l *cache.LayerRef) digest.Digest {
-	if l == nil {
-		return key
-	}
-	return digest.FromString(key.String() + " " + l.DiffID.String())
-}
-
 // scopeCfg copies the scope's image environment into the config.
 func (r *stageResult) scopeCfg() { r.cfg.Config.Env = r.scope.ImageEnv() }
-
-// metaStep reports a metadata-only step (no filesystem change).
-func (bd *build) metaStep(ev Event, start time.Time) error {
-	bd.count(false)
-	ev.Kind = StepDone
-	ev.Duration = time.Since(start)
-	bd.ev.emit(ev)
-	return nil
-}
-
-// createdBy renders a metadata instruction for history, expanded.
-func createdBy(r *dockerfile.Resolved) string {
-	switch c := r.Command.(type) {
-	case *instructions.EnvCommand:
-		return "ENV " + kvString(c.Env)
-	case *instructions.LabelCommand:
-		return "LABEL " + kvString(c.Labels)
-	case *instructions.WorkdirCommand:
-		return "WORKDIR " + c.Path
-	case *instructions.UserCommand:
-		return "USER " + c.User
-	}
-	return r.Step.Original
-}
-
-func kvString(kvs instructions.KeyValuePairs) string {
-	parts := make([]string, len(kvs))
-	for i, kv := range kvs {
-		parts[i] = kv.Key + "=" + kv.Value
-	}
-	return strings.Join(parts, " ")
-}
 
 func containsFold(list []string, s string) bool {
 	for _, x := range list {

@@ -87,10 +87,7 @@ func (b *Builder) ExportCache(ctx context.Context, dir string, keys []digest.Dig
 
 // cacheRecordsToExport returns the records ExportCache writes.
 func (b *Builder) cacheRecordsToExport(ctx context.Context, keys []digest.Digest) ([]cache.Record, error) {
-	c, _, err := b.openCache()
-	if err != nil {
-		return nil, err
-	}
+	c := b.cache
 	usable := func(rec cache.Record) bool {
 		if rec.Layer == nil {
 			return true

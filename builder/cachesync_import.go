@@ -36,10 +36,7 @@ func (b *Builder) ImportCache(ctx context.Context, dir string) (int, error) {
 		return 0, err
 	}
 	defer lease.Release()
-	c, _, err := b.openCache()
-	if err != nil {
-		return 0, err
-	}
+	c := b.cache
 	keys := make([]digest.Digest, 0, len(lc.records))
 	for k := range lc.records {
 		keys = append(keys, k)

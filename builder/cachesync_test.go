@@ -59,11 +59,7 @@ func TestCacheExportImport(t *testing.T) {
 	if got := readFile(t, filepath.Join(dir, "oci-layout")); !strings.Contains(got, `"1.0.0"`) {
 		t.Errorf("oci-layout = %s", got)
 	}
-	c, _, err := a.b.openCache()
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs, err := c.List(ctx)
+	recs, err := a.b.cache.List(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,11 +231,7 @@ func TestCacheImportDamaged(t *testing.T) {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("error %q does not name %s", err, want)
 			}
-			c, _, err := b.openCache()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if recs, err := c.List(context.Background()); err != nil || len(recs) != 0 {
+			if recs, err := b.cache.List(context.Background()); err != nil || len(recs) != 0 {
 				t.Errorf("cache after failed import: %d records, %v", len(recs), err)
 			}
 			assertNoLeftovers(t, b)

@@ -232,3 +232,10 @@ func expandCommand(cmd instructions.Command, env []string) error {
 		return s, err
 	})
 }
+
+// isConfigCommand reports whether cmd is a metadata-only instruction that
+// applyConfig handles, without changing any config.
+func isConfigCommand(cmd instructions.Command) bool {
+	ok, _ := applyConfig(&Config{}, &configState{}, cmd)
+	return ok
+}

@@ -62,10 +62,7 @@ func (b *Builder) Prune(ctx context.Context, opts PruneOptions) (PruneReport, er
 		return rep, err
 	}
 	if !opts.KeepCache {
-		c, _, err := b.openCache()
-		if err != nil {
-			return rep, err
-		}
+		c := b.cache
 		all := opts.CacheUntil == 0 && opts.KeepStorage == 0
 		removed, err := c.Prune(ctx, cache.PruneOptions{Until: opts.CacheUntil, KeepStorage: opts.KeepStorage, All: all})
 		if err != nil {
@@ -169,10 +166,7 @@ func (b *Builder) collect(ctx context.Context) (int64, error) {
 
 // cacheRoots adds the layer blobs and snapshots build cache records use.
 func (b *Builder) cacheRoots(ctx context.Context, r *roots) error {
-	c, _, err := b.openCache()
-	if err != nil {
-		return err
-	}
+	c := b.cache
 	recs, err := c.List(ctx)
 	if err != nil {
 		return err
@@ -198,10 +192,7 @@ type CacheEntry struct {
 
 // CacheEntries lists the build cache, most recently used first.
 func (b *Builder) CacheEntries(ctx context.Context) ([]CacheEntry, error) {
-	c, _, err := b.openCache()
-	if err != nil {
-		return nil, err
-	}
+	c := b.cache
 	recs, err := c.List(ctx)
 	if err != nil {
 		return nil, err

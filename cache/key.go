@@ -13,7 +13,7 @@ import (
 // KeyVersion names the canonical encoding hashed by Key. Change it whenever
 // the encoding or the meaning of a KeyInput field changes, so that records
 // written by an older builder are never mistaken for current ones.
-const KeyVersion = "builder.cache.v1"
+const KeyVersion = "builder.cache.v2"
 
 // KeyScratch is the Parent of the first step of a stage built FROM scratch.
 const KeyScratch digest.Digest = "scratch"

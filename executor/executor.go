@@ -81,15 +81,22 @@ func (e *ExitError) Error() string {
 	return fmt.Sprintf("process exited with code %d", e.Code)
 }
 
-// Executor runs a Spec to completion.
+// Executor runs the steps of a build that need a root filesystem: RUN
+// steps as processes (Run), and COPY and WORKDIR steps as file work on a
+// mounted root filesystem without a process (WithRootfs).
 //
 // Run returns nil when the process exits with status 0, an *ExitError for
 // any other status, and a different error when the container could not be
 // set up. Cancelling ctx kills the whole process tree; Run returns ctx's
 // error only after every process is gone. No mount is ever made on the
 // host, so none is left behind either way.
+//
+// WithRootfs mounts each root filesystem and calls fn with their paths, in
+// order; the mounts are gone when it returns (see the package function
+// WithRootfs for the built-in way of doing that).
 type Executor interface {
 	Run(ctx context.Context, s Spec, stdio IO) error
+	WithRootfs(mounts []RootfsMount, fn func(roots []string) error) error
 }
 
 // Runtime names accepted by New.

@@ -93,3 +93,14 @@ func mountRootfs(dir string, m RootfsMount) error {
 		return mountOverlay(dir, m.Lowers, "", "")
 	}
 }
+
+// WithRootfs implements Executor with the package function WithRootfs.
+func (builtin) WithRootfs(mounts []RootfsMount, fn func(roots []string) error) error {
+	return WithRootfs(mounts, fn)
+}
+
+// WithRootfs implements Executor with the package function WithRootfs: an
+// OCI runtime has no command for file work without a process.
+func (*ociRuntime) WithRootfs(mounts []RootfsMount, fn func(roots []string) error) error {
+	return WithRootfs(mounts, fn)
+}

@@ -1,0 +1,240 @@
+package builder
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/builder-project/builder/cache"
+	"github.com/builder-project/builder/dockerfile"
+	"github.com/builder-project/builder/internal/store"
+	"github.com/builder-project/builder/layer"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// plan is one step resolved once against its stage: every input that
+// decides the step's result (expanded flags, sources and their checksums,
+// mount sources, the shell, the working dir) is fixed in it. The cache key
+// is computed from the plan, and the same plan executes the step and
+// writes its history, so the key cannot miss an input the execution uses.
+// There is one plan type, and one file, per kind of instruction.
+type plan interface {
+	// key describes the step for the cache key; runStep adds the parent
+	// key and the platform.
+	key() cache.KeyInput
+	// execute performs the step on res: it changes the config and returns
+	// the step's layer, nil when the filesystem did not change.
+	execute(ctx context.Context, bd *build, res *stageResult, ev Event) (*newImageLayer, error)
+	// createdBy is the step's history entry.
+	createdBy() string
+}
+
+// newPlan resolves a step whose variables the scope has expanded.
+func (bd *build) newPlan(ctx context.Context, res *stageResult, r *dockerfile.Resolved) (plan, error) {
+	switch c := r.Command.(type) {
+	case *instructions.RunCommand:
+		return bd.newRunPlan(ctx, res, r, c)
+	case *instructions.CopyCommand:
+		return bd.newCopyPlan(ctx, res, r, copyFrom(c))
+	case *instructions.AddCommand:
+		return bd.newCopyPlan(ctx, res, r, copyFromAdd(c))
+	case *instructions.WorkdirCommand:
+		return newWorkdirPlan(res, r, c), nil
+	case *instructions.ArgCommand:
+		return newArgPlan(c), nil
+	default:
+		return newMetaPlan(r, c)
+	}
+}
+
+// runStep resolves one step, then takes it from the cache or executes it.
+func (bd *build) runStep(ctx context.Context, s *dockerfile.Stage, res *stageResult, st *dockerfile.Step, ev Event) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r, err := res.scope.Apply(st)
+	if err != nil {
+		return err
+	}
+	p, err := bd.newPlan(ctx, res, r)
+	if err != nil {
+		return dockerfile.NewError(st.Location, err)
+	}
+	in := p.key()
+	in.Parent, in.Platform = res.key, bd.platform
+	key := cache.Key(in)
+	if rec, cfg, ok := bd.lookup(ctx, res, key); ok {
+		res.cfg = cfg
+		if rec.Layer != nil {
+			res.layers = append(res.layers, newImageLayer{Layer: layer.Layer{Desc: rec.Layer.Desc, DiffID: rec.Layer.DiffID}, Size: rec.Size})
+		}
+		res.scopeCfg()
+		res.key = resultKey(key, rec.Layer)
+		bd.count(true)
+		ev.Kind = StepCached
+		bd.ev.emit(ev)
+		return nil
+	}
+	l, err := p.execute(ctx, bd, res, ev)
+	if err != nil {
+		return dockerfile.NewError(st.Location, err)
+	}
+	res.scopeCfg()
+	now := time.Now().UTC()
+	res.cfg.History = append(res.cfg.History, ocispec.History{Created: &now, CreatedBy: p.createdBy(), Comment: historyComment, EmptyLayer: l == nil})
+	if l != nil {
+		res.layers = append(res.layers, *l)
+	}
+	rec, err := bd.record(ctx, res, key, p.createdBy(), l)
+	if err != nil {
+		return fmt.Errorf("recording cache entry: %w", err)
+	}
+	res.key = resultKey(key, rec.Layer)
+	return nil
+}
+
+// resultKey is what the steps after a step chain on: its cache key and the
+// content it produced. A step re-executed (--no-cache-filter) with other
+// output thus invalidates what follows it, and identical output does not.
+func resultKey(key digest.Digest, l *cache.LayerRef) digest.Digest {
+	if l == nil {
+		return key
+	}
+	return digest.FromString(key.String() + " " + l.DiffID.String())
+}
+
+// lookup returns the cache record of key with its decoded config, unless
+// the stage is built without the cache. An unreadable record, or one whose
+// layer blob was pruned, is a miss.
+func (bd *build) lookup(ctx context.Context, res *stageResult, key digest.Digest) (cache.Record, Config, bool) {
+	if res.noCache {
+		return cache.Record{}, Config{}, false
+	}
+	rec, ok, err := bd.b.cache.Lookup(ctx, key)
+	if err != nil || !ok {
+		return cache.Record{}, Config{}, false
+	}
+	if rec.Layer != nil {
+		if _, ok := bd.b.st.Has(rec.Layer.Desc.Digest); !ok {
+			return cache.Record{}, Config{}, false
+		}
+	}
+	var cfg Config
+	if err := json.Unmarshal(rec.Config, &cfg); err != nil {
+		return cache.Record{}, Config{}, false
+	}
+	return rec, cfg, true
+}
+
+// record stores what a step produced under key and returns the record.
+func (bd *build) record(ctx context.Context, res *stageResult, key digest.Digest, createdBy string, l *newImageLayer) (cache.Record, error) {
+	data, err := json.Marshal(res.cfg)
+	if err != nil {
+		return cache.Record{}, err
+	}
+	rec := cache.Record{Key: key, Config: data, CreatedBy: createdBy, EmptyLayer: l == nil, Created: time.Now().UTC()}
+	if l != nil {
+		rec.Layer = &cache.LayerRef{Desc: l.Desc, DiffID: l.DiffID, ChainID: layer.ChainID(res.diffIDs())}
+		rec.Size = l.Size
+	}
+	return rec, bd.b.cache.Put(ctx, rec)
+}
+
+// withSnapshot prepares an active snapshot on the stage's layers, calls fn
+// with its lowers, upper and work dirs, and turns what fn left in the
+// upperdir into the step's layer (nil when nothing changed). Step events
+// are reported around it.
+func (bd *build) withSnapshot(ctx context.Context, res *stageResult, ev Event, fn func(lowers []string, upper, work string, logs *logWriter) error) (*newImageLayer, error) {
+	start := time.Now()
+	ev.Kind = StepStarted
+	bd.ev.emit(ev)
+	bd.count(false)
+	lo, err := bd.b.lowerDirs(ctx, layerDescs(res.layers), res.diffIDs())
+	if err != nil {
+		return nil, err
+	}
+	a, err := bd.b.st.Snapshots().Prepare(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			a.Remove()
+		}
+	}()
+	logs := &logWriter{e: bd.ev, base: ev}
+	err = fn(lo, a.Upper, a.Work, logs)
+	if err == nil {
+		var l *newImageLayer
+		l, committed, err = bd.commitUpper(ctx, res, a, lo)
+		if err == nil {
+			ev.Kind, ev.Duration = StepDone, time.Since(start)
+			bd.ev.emit(ev)
+			return l, nil
+		}
+	}
+	ev.Kind, ev.Duration, ev.Err = StepDone, time.Since(start), err
+	bd.ev.emit(ev)
+	return nil, err
+}
+
+// commitUpper turns an upperdir into the step's layer and commits the
+// snapshot under the new chain ID. An empty upperdir gives no layer.
+func (bd *build) commitUpper(ctx context.Context, res *stageResult, a *store.Active, lowers []string) (*newImageLayer, bool, error) {
+	entries, err := os.ReadDir(a.Upper)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(entries) == 0 {
+		return nil, false, nil
+	}
+	l, size, err := bd.b.writeLayer(ctx, func(w io.Writer) error {
+		return layer.Diff(ctx, a.Upper, layer.DiffOptions{Lowers: lowers}, w)
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("writing layer: %w", err)
+	}
+	chain := layer.ChainID(append(res.diffIDs(), l.DiffID))
+	if _, err := a.Commit(chain); err != nil {
+		return nil, false, err
+	}
+	if err := bd.b.st.Update(func(idx *store.Index) error {
+		idx.AddLayer(l.DiffID, size, l.Desc)
+		return nil
+	}); err != nil {
+		return nil, true, err
+	}
+	return &newImageLayer{Layer: l, Size: size}, true, nil
+}
+
+func layerDescs(ls []newImageLayer) []ocispec.Descriptor {
+	out := make([]ocispec.Descriptor, len(ls))
+	for i, l := range ls {
+		out[i] = l.Desc
+	}
+	return out
+}
+
+// hostPlatform is the platform every step runs on and is keyed with.
+var hostPlatform = "linux/" + runtime.GOARCH
+
+// commandJSON renders a buildkit command's exported fields (expanded values,
+// flags and heredoc bodies) canonically.
+func commandJSON(c any) string {
+	data, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Sprintf("%#v", c)
+	}
+	return string(data)
+}
+
+// instructionName is the upper-case name of a command ("COPY").
+func instructionName(c instructions.Command) string { return strings.ToUpper(c.Name()) }
