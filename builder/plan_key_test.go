@@ -300,12 +300,12 @@ func TestRunExternalDataIsKeyed(t *testing.T) {
 	// the flag or from the build's default (--network).
 	keys2 := map[string]digest.Digest{}
 	for name, c := range map[string]struct{ line, network string }{
-		"flag none":     {"RUN --network=none echo hi", ""},
-		"flag host":     {"RUN --network=host echo hi", ""},
-		"default":       {"RUN echo hi", "default"},
-		"build none":    {"RUN echo hi", "none"},
-		"build host":    {"RUN echo hi", "host"},
-		"flag default":  {"RUN --network=default echo hi", "none"},
+		"flag none":    {"RUN --network=none echo hi", ""},
+		"flag host":    {"RUN --network=host echo hi", ""},
+		"default":      {"RUN echo hi", "default"},
+		"build none":   {"RUN echo hi", "none"},
+		"build host":   {"RUN echo hi", "host"},
+		"flag default": {"RUN --network=default echo hi", "none"},
 	} {
 		f := newPlanFixture(t, keyedBase+c.line+"\n", BuildOptions{Network: c.network})
 		k, err := f.key(t, nil)
