@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/builder-project/builder/internal/testutil"
 )
 
 func TestImportWithChanges(t *testing.T) {
@@ -125,6 +127,7 @@ func TestHistoryAndSaveLoadExport(t *testing.T) {
 			}
 		})
 	}
+	testutil.RequirePrivileges(t, "root") // unpacking restores owners
 	var out bytes.Buffer
 	if err := b.Export(ctx, &out, "img:1"); err != nil {
 		t.Fatal(err)

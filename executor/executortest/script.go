@@ -20,13 +20,14 @@ import (
 // quotes, $NAME and ${NAME} from the step's environment, and ">" / ">>"
 // redirection of stdout into a file. It knows echo, cat, touch, mkdir [-p],
 // rm [-rf], sleep, env, true, false and exit; any other command exits 127.
-// Paths are resolved inside root, relative ones against the working dir.
+// Paths are resolved inside root, relative ones against the working dir;
+// a path below a bind mount's destination is resolved in its source.
 func Script(ctx context.Context, s executor.Spec, root string, stdio executor.IO) error {
 	line := strings.Join(s.Args, " ")
 	if len(s.Args) >= 3 && path.Base(s.Args[0]) == "sh" && s.Args[1] == "-c" {
 		line = s.Args[2]
 	}
-	sh := &shell{ctx: ctx, root: root, cwd: s.Cwd, env: s.Env, stdout: orDiscard(stdio.Stdout), stderr: orDiscard(stdio.Stderr)}
+	sh := &shell{ctx: ctx, root: root, cwd: s.Cwd, env: s.Env, mounts: s.Mounts, stdout: orDiscard(stdio.Stdout), stderr: orDiscard(stdio.Stderr)}
 	if sh.cwd == "" {
 		sh.cwd = "/"
 	}
@@ -81,6 +82,7 @@ type shell struct {
 	ctx            context.Context
 	root, cwd      string
 	env            []string
+	mounts         []executor.Mount
 	stdout, stderr io.Writer
 	exited         bool
 }
@@ -94,10 +96,25 @@ func (sh *shell) lookup(name string) string {
 	return ""
 }
 
-// path resolves a container path inside the root.
+// path resolves a container path inside the root, or inside the source of
+// the bind mount it is below (the last such mount wins, as it would be
+// mounted on top).
 func (sh *shell) path(p string) (string, error) {
 	if !path.IsAbs(p) {
 		p = path.Join(sh.cwd, p)
+	}
+	p = path.Clean(p)
+	for i := len(sh.mounts) - 1; i >= 0; i-- {
+		m := sh.mounts[i]
+		if m.Type != "bind" {
+			continue
+		}
+		if rel, ok := strings.CutPrefix(p, path.Clean(m.Destination)); ok && (rel == "" || rel[0] == '/') {
+			if rel == "" {
+				return m.Source, nil
+			}
+			return securejoin.SecureJoin(m.Source, rel)
+		}
 	}
 	return securejoin.SecureJoin(sh.root, p)
 }

@@ -1,0 +1,318 @@
+package builder
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/builder-project/builder/dockerfile"
+	"github.com/builder-project/builder/executor"
+	"github.com/builder-project/builder/executor/executortest"
+)
+
+// These tests run whole builds with the in-process fake executor: they need
+// no root, no namespaces and no overlayfs, so they run for every user. They
+// cover what does not depend on a real container: scheduling of stages,
+// cache hits and misses, the image config and history, and where errors
+// point.
+
+// fakeBuild is a builder on a fresh store with a fake executor, and a
+// context directory.
+type fakeBuild struct {
+	b    *Builder
+	exec *executortest.Fake
+	ctx  string
+	mu   sync.Mutex
+	evs  []Event
+}
+
+func newFakeBuild(t *testing.T, h executortest.Handler) *fakeBuild {
+	t.Helper()
+	f := &fakeBuild{exec: &executortest.Fake{Handler: h}, ctx: t.TempDir()}
+	var err error
+	if f.b, err = Open(t.TempDir(), WithExecutor(f.exec)); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fakeBuild) build(t *testing.T, dockerfileText string, opts BuildOptions) (*BuildResult, error) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(f.ctx, "Dockerfile"), []byte(dockerfileText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	f.evs = nil
+	f.mu.Unlock()
+	opts.ContextDir = f.ctx
+	opts.Progress = func(ev Event) {
+		f.mu.Lock()
+		f.evs = append(f.evs, ev)
+		f.mu.Unlock()
+	}
+	return f.b.Build(context.Background(), opts)
+}
+
+func (f *fakeBuild) mustBuild(t *testing.T, dockerfileText string, opts BuildOptions) *BuildResult {
+	t.Helper()
+	res, err := f.build(t, dockerfileText, opts)
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	return res
+}
+
+// kinds returns "Name:kind" for every step event of the last build.
+func (f *fakeBuild) cachedSteps() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, ev := range f.evs {
+		if ev.Kind == StepCached {
+			out = append(out, ev.Name)
+		}
+	}
+	return out
+}
+
+const fakeDockerfile = `FROM scratch
+ARG GREETING=hello
+ENV APP=/app
+WORKDIR $APP
+RUN echo "$GREETING" > greeting.txt
+LABEL version=1
+USER 1000:1000
+ENTRYPOINT ["/app/run"]
+CMD ["world"]
+`
+
+func TestFakeConfigAndHistory(t *testing.T) {
+	f := newFakeBuild(t, nil)
+	res := f.mustBuild(t, fakeDockerfile, BuildOptions{Tags: []string{"app:1"}, Labels: map[string]string{"extra": "yes"}})
+	if res.Steps != 8 || res.Cached != 0 {
+		t.Errorf("steps %d, cached %d; want 8, 0", res.Steps, res.Cached)
+	}
+	ins, err := f.b.Inspect(context.Background(), []string{"app:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ins[0].Config
+	if c.WorkingDir != "/app" || c.User != "1000:1000" || c.Labels["version"] != "1" || c.Labels["extra"] != "yes" {
+		t.Errorf("config: %+v", c)
+	}
+	if !reflect.DeepEqual(c.Entrypoint, []string{"/app/run"}) || !reflect.DeepEqual(c.Cmd, []string{"world"}) {
+		t.Errorf("entrypoint %q cmd %q", c.Entrypoint, c.Cmd)
+	}
+	if !containsString(c.Env, "APP=/app") || containsPrefix(c.Env, "GREETING=") {
+		t.Errorf("env %q: want APP and no build arg", c.Env)
+	}
+	// WORKDIR and RUN change files; the other steps are metadata only.
+	if n := len(ins[0].RootFS.Layers); n != 2 {
+		t.Errorf("%d layers, want 2", n)
+	}
+	hist, err := f.b.History(context.Background(), "app:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i := len(hist) - 1; i >= 0; i-- {
+		got = append(got, hist[i].CreatedBy)
+	}
+	want := []string{
+		"ARG GREETING=hello", "ENV APP=/app", "WORKDIR /app",
+		`RUN |1 GREETING=hello /bin/sh -c echo "$GREETING" > greeting.txt # buildkit`,
+		"LABEL version=1", "USER 1000:1000", `ENTRYPOINT ["/app/run"]`, `CMD ["world"]`,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("history:\n got %q\nwant %q", got, want)
+	}
+	img, err := f.b.resolve(context.Background(), "app:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := layerEntries(t, f.b, img.manifest.Layers[1].Digest)
+	if !reflect.DeepEqual(entries, []string{"app/", "app/greeting.txt"}) {
+		t.Errorf("RUN layer entries %q", entries)
+	}
+	// The RUN saw the build arg and the image env, in its working dir.
+	runs := f.exec.Runs()
+	if len(runs) != 1 || runs[0].Cwd != "/app" || runs[0].User != "" || !containsString(runs[0].Env, "GREETING=hello") {
+		t.Errorf("runs: %+v", runs)
+	}
+}
+
+func TestFakeCacheHits(t *testing.T) {
+	f := newFakeBuild(t, nil)
+	first := f.mustBuild(t, fakeDockerfile, BuildOptions{})
+	again := f.mustBuild(t, fakeDockerfile, BuildOptions{})
+	if again.Cached != 8 || again.ID != first.ID {
+		t.Errorf("rebuild: %d cached, ID %s vs %s", again.Cached, again.ID, first.ID)
+	}
+	// A changed build arg invalidates from its first use (the RUN), not
+	// from the ARG line.
+	res := f.mustBuild(t, fakeDockerfile, BuildOptions{BuildArgs: map[string]string{"GREETING": "bye"}})
+	if got := f.cachedSteps(); !reflect.DeepEqual(got, []string{"ARG GREETING=hello", "ENV APP=/app", "WORKDIR $APP"}) {
+		t.Errorf("cached with a new arg value: %q", got)
+	}
+	if res.ID == first.ID {
+		t.Error("a changed build arg gave the same image")
+	}
+	// A changed RUN line invalidates it and what follows.
+	f.mustBuild(t, strings.Replace(fakeDockerfile, "greeting.txt", "g.txt", 1), BuildOptions{})
+	if got := len(f.cachedSteps()); got != 3 {
+		t.Errorf("%d steps cached after changing RUN, want 3", got)
+	}
+	// --no-cache runs everything again; --no-cache-filter only its stage.
+	if res := f.mustBuild(t, fakeDockerfile, BuildOptions{NoCache: true}); res.Cached != 0 {
+		t.Errorf("--no-cache: %d cached", res.Cached)
+	}
+	if res := f.mustBuild(t, fakeDockerfile, BuildOptions{NoCacheFilter: []string{"other"}}); res.Cached != 8 {
+		t.Errorf("--no-cache-filter of another stage: %d cached", res.Cached)
+	}
+	// A re-executed step that gives the same output keeps what follows
+	// cached: steps chain on content.
+	before := len(f.exec.Runs())
+	res = f.mustBuild(t, "FROM scratch AS s\nRUN echo x > /x\nLABEL a=b\n", BuildOptions{})
+	res2 := f.mustBuild(t, "FROM scratch AS s\nRUN echo x > /x\nLABEL a=b\n", BuildOptions{NoCacheFilter: []string{"s"}})
+	if len(f.exec.Runs()) != before+2 || res2.ID == "" {
+		t.Errorf("runs %d → %d", before, len(f.exec.Runs()))
+	}
+	_ = res
+}
+
+// barrier releases its waiters once n of them have arrived, and fails the
+// wait after a timeout: it proves that n steps ran at the same time.
+type barrier struct {
+	mu      sync.Mutex
+	n, seen int
+	all     chan struct{}
+	maxLive int
+	live    int
+}
+
+func newBarrier(n int) *barrier { return &barrier{n: n, all: make(chan struct{})} }
+
+func (b *barrier) handler(ctx context.Context, s executor.Spec, root string, io executor.IO) error {
+	b.mu.Lock()
+	b.seen++
+	b.live++
+	b.maxLive = max(b.maxLive, b.live)
+	if b.seen == b.n {
+		close(b.all)
+	}
+	b.mu.Unlock()
+	defer func() { b.mu.Lock(); b.live--; b.mu.Unlock() }()
+	select {
+	case <-b.all:
+	case <-time.After(300 * time.Millisecond):
+	}
+	return executortest.Script(ctx, s, root, io)
+}
+
+const parallelDockerfile = `FROM scratch AS one
+RUN echo 1 > /one
+FROM scratch AS two
+RUN echo 2 > /two
+FROM scratch AS three
+RUN echo 3 > /three
+FROM scratch AS unused
+RUN exit 1
+FROM scratch
+RUN --mount=type=bind,from=one,target=/1 --mount=type=bind,from=two,target=/2 --mount=type=bind,from=three,target=/3 cat /1/one /2/two /3/three > /all
+`
+
+func TestFakeStagesRunInParallel(t *testing.T) {
+	for _, tc := range []struct {
+		jobs, want int
+	}{{3, 3}, {1, 1}} {
+		b := newBarrier(3)
+		f := newFakeBuild(t, b.handler)
+		f.mustBuild(t, parallelDockerfile, BuildOptions{Jobs: tc.jobs})
+		if b.maxLive != tc.want {
+			t.Errorf("--jobs %d: %d stages ran at once, want %d", tc.jobs, b.maxLive, tc.want)
+		}
+		// The unused stage never ran; the final step ran last, with all
+		// three stages mounted.
+		runs := f.exec.Runs()
+		if len(runs) != 4 {
+			t.Fatalf("%d runs, want 4", len(runs))
+		}
+		if last := runs[3]; len(last.Mounts) != 3 {
+			t.Errorf("final step mounts: %+v", last.Mounts)
+		}
+	}
+}
+
+func TestFakeErrorLocations(t *testing.T) {
+	f := newFakeBuild(t, nil)
+	for _, tc := range []struct {
+		name, dockerfile string
+		line             int
+		is               error
+		contains         string
+	}{
+		{"failing RUN", "FROM scratch\nENV A=1\nRUN echo before && exit 3\n", 3, nil, "exit code: 3"},
+		{"unknown command", "FROM scratch\nRUN nosuchprogram\n", 2, nil, "exit code: 127"},
+		{"missing source", "FROM scratch\n\nCOPY missing.txt /\n", 3, ErrSourceNotFound, "missing.txt"},
+		{"missing base", "FROM scratch\nFROM nosuch/image:1\nRUN true\n", 2, ErrNotFound, "nosuch/image:1"},
+		{"bad instruction", "FROM scratch\nRUNN true\n", 2, nil, "unknown instruction"},
+		{"bad stopsignal", "FROM scratch\nSTOPSIGNAL NOPE\n", 2, nil, "STOPSIGNAL"},
+		{"secret required", "FROM scratch\nRUN --mount=type=secret,id=tok,required true\n", 2, nil, `secret "tok" is required`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := f.build(t, tc.dockerfile, BuildOptions{})
+			if err == nil {
+				t.Fatal("build succeeded")
+			}
+			var de *dockerfile.Error
+			if !errors.As(err, &de) || de.StartLine != tc.line {
+				t.Errorf("error %q is not located at line %d (%+v)", err, tc.line, de)
+			}
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("error %q is not %v", err, tc.is)
+			}
+			if !strings.Contains(err.Error(), tc.contains) {
+				t.Errorf("error %q does not mention %q", err, tc.contains)
+			}
+		})
+	}
+	var se *StepError
+	_, err := f.build(t, "FROM scratch\nRUN echo some output && exit 7\n", BuildOptions{})
+	if !errors.As(err, &se) || se.Code != 7 || !strings.Contains(se.Msg, "some output") || !strings.Contains(se.Msg, "[stage-0 1/1]") {
+		t.Errorf("StepError: %+v (%v)", se, err)
+	}
+	// A failed build leaves no image, no active snapshot and no temp dir.
+	imgs, err := f.b.Images(context.Background(), ImagesOptions{})
+	if err != nil || len(imgs) != 0 {
+		t.Errorf("images after failed builds: %d, %v", len(imgs), err)
+	}
+	for _, sub := range []string{"active", "tmp", "ingest"} {
+		if entries, err := os.ReadDir(filepath.Join(f.b.Root(), sub)); err != nil || len(entries) != 0 {
+			t.Errorf("%s/ after failed builds: %d entries, %v", sub, len(entries), err)
+		}
+	}
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func containsPrefix(list []string, p string) bool {
+	for _, x := range list {
+		if strings.HasPrefix(x, p) {
+			return true
+		}
+	}
+	return false
+}
