@@ -4,7 +4,8 @@
 // checksums of build-context sources that avoid re-reading unchanged files
 // (Hasher).
 //
-// The package imports nothing from the rest of the project. A Record holds
+// The package imports nothing from the rest of the project but leaf
+// packages of shared plumbing (internal/atomicfile). A Record holds
 // digests and descriptors only; the blobs and snapshots it names live in the
 // store, and the caller garbage-collects them after Prune.
 //

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/builder-project/builder/internal/atomicfile"
 )
 
 // ContextVersion names the encoding hashed by Hasher.Checksum; it changes
@@ -66,7 +68,7 @@ type Hasher struct {
 // needed. Each context root gets one file named by the sha256 of the root's
 // absolute path.
 func OpenHasher(indexDir string) (*Hasher, error) {
-	if err := mkdirAllSync(indexDir); err != nil {
+	if err := atomicfile.MkdirAllSync(indexDir, 0o755); err != nil {
 		return nil, fmt.Errorf("opening context index %s: %w", indexDir, err)
 	}
 	h := &Hasher{
@@ -76,7 +78,7 @@ func OpenHasher(indexDir string) (*Hasher, error) {
 		workers:    min(max(2*runtime.GOMAXPROCS(0), 4), 16),
 		roots:      make(map[string]*rootIndex),
 	}
-	removeStaleTemps(indexDir, h.now())
+	atomicfile.RemoveStale(indexDir, staleTmpAge, h.now())
 	return h, nil
 }
 

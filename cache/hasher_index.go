@@ -10,6 +10,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/builder-project/builder/internal/atomicfile"
 )
 
 // indexMagic starts every context index file and names its format.
@@ -95,7 +97,7 @@ func (ri *rootIndex) save(listed map[string][]string) error {
 	b := encodeIndex(ri.entries, ri.root)
 	ri.dirty = false
 	ri.mu.Unlock()
-	if err := writeFileAtomic(ri.file, b, 0o600); err != nil {
+	if err := atomicfile.WriteFile(ri.file, b, 0o600); err != nil {
 		ri.mu.Lock()
 		ri.dirty = true
 		ri.mu.Unlock()

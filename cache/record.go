@@ -13,6 +13,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/builder-project/builder/internal/atomicfile"
 )
 
 // ErrCorrupt is wrapped by errors about a record file that exists but cannot
@@ -66,6 +68,11 @@ type Cache struct {
 	now func() time.Time
 }
 
+// staleTmpAge is how old a temporary file must be before Open (or
+// OpenHasher) removes it. No writer keeps a temporary file open for anywhere
+// near this long, so a file this old was left behind by a killed process.
+const staleTmpAge = time.Hour
+
 // recordsDir is the subdirectory of the cache directory holding records.
 const recordsDir = "records"
 
@@ -73,7 +80,7 @@ const recordsDir = "records"
 // removes temporary files left behind by killed writers.
 func Open(dir string) (*Cache, error) {
 	c := &Cache{dir: filepath.Join(dir, recordsDir), now: time.Now}
-	if err := mkdirAllSync(filepath.Join(c.dir, string(digest.SHA256))); err != nil {
+	if err := atomicfile.MkdirAllSync(filepath.Join(c.dir, string(digest.SHA256)), 0o755); err != nil {
 		return nil, fmt.Errorf("opening cache %s: %w", dir, err)
 	}
 	algs, err := os.ReadDir(c.dir)
@@ -82,7 +89,7 @@ func Open(dir string) (*Cache, error) {
 	}
 	for _, a := range algs {
 		if a.IsDir() {
-			removeStaleTemps(filepath.Join(c.dir, a.Name()), c.now())
+			atomicfile.RemoveStale(filepath.Join(c.dir, a.Name()), staleTmpAge, c.now())
 		}
 	}
 	return c, nil
@@ -172,10 +179,10 @@ func (c *Cache) Put(ctx context.Context, rec Record) error {
 	if err != nil {
 		return fmt.Errorf("encoding record %s: %w", rec.Key, err)
 	}
-	if err := mkdirAllSync(filepath.Dir(p)); err != nil {
+	if err := atomicfile.MkdirAllSync(filepath.Dir(p), 0o755); err != nil {
 		return fmt.Errorf("putting record %s: %w", rec.Key, err)
 	}
-	if err := writeFileAtomic(p, b, 0o644); err != nil {
+	if err := atomicfile.WriteFile(p, b, 0o644); err != nil {
 		return fmt.Errorf("putting record %s: %w", rec.Key, err)
 	}
 	// The mtime carries LastUsed. Setting it after the rename keeps the
@@ -269,7 +276,7 @@ func removeSync(p string) error {
 		}
 		return err
 	}
-	return syncDir(filepath.Dir(p))
+	return atomicfile.SyncDir(filepath.Dir(p))
 }
 
 // Usage returns the number of records and the sum of their sizes.

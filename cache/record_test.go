@@ -19,6 +19,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/builder-project/builder/internal/atomicfile"
 )
 
 func testRecord(name string, size int64) Record {
@@ -146,7 +148,7 @@ func TestOpenRemovesStaleTemps(t *testing.T) {
 	dir := t.TempDir()
 	mustOpen(t, dir)
 	recDir := filepath.Join(dir, "records", "sha256")
-	old, fresh := filepath.Join(recDir, tmpPrefix+"old"), filepath.Join(recDir, tmpPrefix+"fresh")
+	old, fresh := filepath.Join(recDir, atomicfile.TempPrefix+"old"), filepath.Join(recDir, atomicfile.TempPrefix+"fresh")
 	for _, p := range []string{old, fresh} {
 		if err := os.WriteFile(p, []byte("{"), 0o644); err != nil {
 			t.Fatal(err)

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/builder-project/builder/internal/passwd"
 )
 
 const (
@@ -14,8 +16,14 @@ const (
 )
 
 func TestLookupUser(t *testing.T) {
-	passwd := parsePasswd(strings.NewReader(testPasswd))
-	groups := parseGroup(strings.NewReader(testGroup))
+	users, err := passwd.ParsePasswd(strings.NewReader(testPasswd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups, err := passwd.ParseGroup(strings.NewReader(testGroup))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		spec string
 		want execUser
@@ -36,7 +44,7 @@ func TestLookupUser(t *testing.T) {
 		{spec: ":10", err: "empty user"},
 	} {
 		t.Run(tc.spec, func(t *testing.T) {
-			got, err := lookupUser(tc.spec, passwd, groups)
+			got, err := lookupUser(tc.spec, users, groups)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err = %v, want %q", err, tc.err)

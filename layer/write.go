@@ -3,7 +3,6 @@ package layer
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -12,6 +11,8 @@ import (
 	"github.com/klauspost/pgzip"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/builder-project/builder/internal/ioctx"
 )
 
 // BlobWriter is what a content store hands out for a new blob; the store's
@@ -50,11 +51,20 @@ const gzipBlockSize = 1 << 20
 // checking the size and digest it computed, and returns the Layer. On any
 // error, including a cancelled ctx, it aborts w.
 func Write(ctx context.Context, w BlobWriter, c Compression, gen func(io.Writer) error) (l Layer, err error) {
-	guard := &ctxWriter{ctx: ctx}
+	// Writes into w fail once ctx is done, so that a cancelled build stops
+	// pushing bytes into the store even if gen ignores ctx, and once Write
+	// has failed.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var comp io.WriteCloser
 	defer func() {
 		if err != nil {
-			// Whatever a compressor still flushes on close goes nowhere.
-			guard.failed = true
+			// Whatever the compressor still flushes on close goes nowhere.
+			stop()
+			if comp != nil {
+				// Release the compressor's goroutines.
+				_ = comp.Close()
+			}
 			_ = w.Abort()
 		}
 	}()
@@ -64,12 +74,10 @@ func Write(ctx context.Context, w BlobWriter, c Compression, gen func(io.Writer)
 
 	blobDigester := digest.SHA256.Digester()
 	blob := &countingWriter{w: io.MultiWriter(w, blobDigester.Hash())}
-	guard.w = blob
-	blobBuf := bufio.NewWriterSize(guard, bufSize)
+	blobBuf := bufio.NewWriterSize(ioctx.Writer(ctx, blob), bufSize)
 
 	var (
 		diffDigester digest.Digester
-		comp         io.WriteCloser
 		tarSink      io.Writer
 	)
 	switch c {
@@ -97,9 +105,6 @@ func Write(ctx context.Context, w BlobWriter, c Compression, gen func(io.Writer)
 		comp = zw
 	}
 	if comp != nil {
-		// Close releases the compressor's goroutines on every path; a second
-		// Close after the successful one below is harmless.
-		defer comp.Close()
 		diffDigester = digest.SHA256.Digester()
 		tarSink = io.MultiWriter(diffDigester.Hash(), comp)
 	}
@@ -159,8 +164,6 @@ func ChainID(diffIDs []digest.Digest) digest.Digest {
 	return chain
 }
 
-var errWriteFailed = errors.New("layer write already failed")
-
 type countingWriter struct {
 	w io.Writer
 	n int64
@@ -170,23 +173,4 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
-}
-
-// ctxWriter fails writes once ctx is done, so that a cancelled build stops
-// pushing bytes into the store even if the producer ignores ctx, and once
-// Write has failed.
-type ctxWriter struct {
-	ctx    context.Context
-	w      io.Writer
-	failed bool
-}
-
-func (c *ctxWriter) Write(p []byte) (int, error) {
-	if c.failed {
-		return 0, errWriteFailed
-	}
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.w.Write(p)
 }

@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/builder-project/builder/layer"
+	"github.com/builder-project/builder/internal/compression"
 )
 
 // errNoXz is returned for xz archives when the xz program is missing.
@@ -21,14 +21,18 @@ var errNoXz = errors.New("xz archives need the xz program")
 
 // isArchive reports whether the regular file p of r is a tar archive,
 // plain or compressed, judging by content only: a compression magic number
-// and then a valid tar header.
+// and then a valid tar header. A done ctx is reported before the file is
+// opened.
 func isArchive(ctx context.Context, r *os.Root, p string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
 	f, err := r.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return false, err
 	}
 	defer f.Close()
-	rc, err := decompress(ctx, f)
+	rc, err := decompress(f)
 	if err != nil {
 		if errors.Is(err, errNoXz) {
 			return false, err
@@ -43,15 +47,12 @@ func isArchive(ctx context.Context, r *os.Root, p string) (bool, error) {
 // decompress returns the decompressed stream of r (gzip, bzip2, xz, zstd,
 // detected by magic number as Docker does), or r itself when it is not
 // compressed.
-func decompress(ctx context.Context, r io.Reader) (io.ReadCloser, error) {
-	rc, c, err := layer.DecompressStream(r)
-	if err != nil {
-		if c == layer.Xz || errors.Is(err, layer.ErrUnsupportedCompression) {
-			return nil, fmt.Errorf("%w: %v", errNoXz, err)
-		}
-		return nil, err
+func decompress(r io.Reader) (io.ReadCloser, error) {
+	rc, _, err := compression.NewReader(r)
+	if errors.Is(err, compression.ErrUnsupported) {
+		return nil, fmt.Errorf("%w: %v", errNoXz, err)
 	}
-	return rc, nil
+	return rc, err
 }
 
 // extract unpacks the archive source s into the resolved destination
@@ -66,7 +67,7 @@ func (c *copier) extract(s *Source, dir string) (err error) {
 		return fmt.Errorf("opening %s: %w", s.Path, err)
 	}
 	defer f.Close()
-	rc, err := decompress(c.ctx, f)
+	rc, err := decompress(f)
 	if err != nil {
 		return fmt.Errorf("extracting %s: %w", s.Path, err)
 	}

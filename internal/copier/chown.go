@@ -1,12 +1,13 @@
 package copier
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/builder-project/builder/internal/passwd"
 )
 
 // owner is a resolved --chown.
@@ -33,19 +34,15 @@ func parseChown(dst *os.Root, spec string) (owner, error) {
 	case numericUser:
 		return owner{}, fmt.Errorf("parsing --chown=%s: invalid uid %d", spec, uid)
 	default:
-		fields, err := lookupDB(dst, "/etc/passwd", user)
+		users, err := readDB(dst, "/etc/passwd", user, passwd.ParsePasswd)
 		if err != nil {
 			return owner{}, fmt.Errorf("resolving --chown=%s: %w", spec, err)
 		}
-		if len(fields) < 4 {
-			return owner{}, fmt.Errorf("resolving --chown=%s: malformed /etc/passwd entry for %q", spec, user)
+		u, ok := passwd.UserByName(users, user)
+		if !ok {
+			return owner{}, fmt.Errorf("resolving --chown=%s: no entry for %q in /etc/passwd", spec, user)
 		}
-		if o.uid, err = strconv.Atoi(fields[2]); err != nil {
-			return owner{}, fmt.Errorf("resolving --chown=%s: bad uid in /etc/passwd: %w", spec, err)
-		}
-		if o.gid, err = strconv.Atoi(fields[3]); err != nil {
-			return owner{}, fmt.Errorf("resolving --chown=%s: bad gid in /etc/passwd: %w", spec, err)
-		}
+		o.uid, o.gid = int(u.UID), int(u.GID)
 	}
 	if !hasGroup || group == "" {
 		return o, nil
@@ -57,47 +54,37 @@ func parseChown(dst *os.Root, spec string) (owner, error) {
 		o.gid = gid
 		return o, nil
 	}
-	fields, err := lookupDB(dst, "/etc/group", group)
+	groups, err := readDB(dst, "/etc/group", group, passwd.ParseGroup)
 	if err != nil {
 		return owner{}, fmt.Errorf("resolving --chown=%s: %w", spec, err)
 	}
-	if len(fields) < 3 {
-		return owner{}, fmt.Errorf("resolving --chown=%s: malformed /etc/group entry for %q", spec, group)
+	g, ok := passwd.GroupByName(groups, group)
+	if !ok {
+		return owner{}, fmt.Errorf("resolving --chown=%s: no entry for %q in /etc/group", spec, group)
 	}
-	if o.gid, err = strconv.Atoi(fields[2]); err != nil {
-		return owner{}, fmt.Errorf("resolving --chown=%s: bad gid in /etc/group: %w", spec, err)
-	}
+	o.gid = int(g.GID)
 	return o, nil
 }
 
-// lookupDB returns the colon-separated fields of the line of an /etc/passwd
-// style file (read inside the root) whose first field is name.
-func lookupDB(r *os.Root, file, name string) ([]string, error) {
+// readDB parses file, an /etc/passwd style file read inside r, with parse.
+// name, the entry the caller looks for, goes into the error for a missing
+// file.
+func readDB[E any](r *os.Root, file, name string, parse func(io.Reader) ([]E, error)) ([]E, error) {
 	rel, err := resolveIn(r, file, true, nil)
 	if err != nil {
 		return nil, err
 	}
-	data, err := r.ReadFile(rel)
+	f, err := r.Open(rel)
 	if err != nil {
 		if isNotExist(err) {
 			return nil, fmt.Errorf("no %s in the destination root to look up %q", file, name)
 		}
 		return nil, fmt.Errorf("reading %s: %w", file, err)
 	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		fields := strings.Split(line, ":")
-		if fields[0] == name {
-			return fields, nil
-		}
-	}
-	if err := sc.Err(); err != nil {
+	defer f.Close()
+	entries, err := parse(f)
+	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", file, err)
 	}
-	return nil, fmt.Errorf("no entry for %q in %s", name, file)
+	return entries, nil
 }

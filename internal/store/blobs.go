@@ -15,6 +15,8 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/builder-project/builder/internal/atomicfile"
 )
 
 // maxSmallBlob bounds what ReadBlob reads whole: manifests, configs and
@@ -118,7 +120,7 @@ func (w *Writer) Commit(ctx context.Context, size int64, expected digest.Digest)
 	if err := os.Rename(filepath.Join(w.dir, "data"), target); err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("committing blob %s: %w", got, err)
 	}
-	if err := syncDir(filepath.Dir(target)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(target)); err != nil {
 		return ocispec.Descriptor{}, err
 	}
 	return desc, nil

@@ -12,6 +12,8 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/builder-project/builder/internal/atomicfile"
 )
 
 // Index is the store's table of images, tags and layers. It is read whole
@@ -99,7 +101,7 @@ func (s *Store) Update(fn func(*Index) error) error {
 	if err != nil {
 		return fmt.Errorf("encoding index: %w", err)
 	}
-	return writeFileAtomic(s.path("index.json"), data, 0o600)
+	return atomicfile.WriteFile(s.path("index.json"), data, 0o600)
 }
 
 // AddLayer records a stored blob as a form of the layer diffID.

@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	digest "github.com/opencontainers/go-digest"
+
+	"github.com/builder-project/builder/internal/atomicfile"
 )
 
 // Snapshots manages unpacked layers usable as overlay lowerdirs.
@@ -176,7 +178,7 @@ func (a *Active) Commit(chainID digest.Digest) (string, error) {
 	if err != nil && !errors.Is(err, syscall.EEXIST) && !errors.Is(err, syscall.ENOTEMPTY) {
 		return "", fmt.Errorf("committing snapshot %s: %w", chainID, err)
 	}
-	if err := syncDir(filepath.Dir(target)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(target)); err != nil {
 		return "", err
 	}
 	return target, a.Remove()

@@ -1,0 +1,125 @@
+package atomicfile
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// TempPrefix starts the name of every temporary file Write creates. Callers
+// listing a directory skip such names; RemoveStale removes old ones.
+const TempPrefix = ".tmp-"
+
+// WriteFile replaces path with data and permissions perm, atomically and
+// durably (see Write).
+func WriteFile(path string, data []byte, perm os.FileMode) error {
+	return Write(path, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// Write replaces path with what fill writes. fill writes to a temporary file
+// named TempPrefix+base+"-*" in the same directory; Write then sets its
+// permissions to perm, fsyncs it, renames it over path and fsyncs the
+// directory. Readers see either the old or the new content. On any error,
+// including one returned by fill (which is returned as is), the temporary
+// file is removed and path is left untouched.
+func Write(path string, perm os.FileMode, fill func(io.Writer) error) (err error) {
+	dir, base := filepath.Split(path)
+	f, err := os.CreateTemp(dir, TempPrefix+base+"-*")
+	if err != nil {
+		return fmt.Errorf("creating temporary file for %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err = fill(f); err != nil {
+		return err
+	}
+	if err = f.Chmod(perm); err != nil {
+		return fmt.Errorf("setting mode of %s: %w", tmp, err)
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", tmp, err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("closing %s: %w", tmp, err)
+	}
+	if err = os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("renaming into %s: %w", path, err)
+	}
+	return SyncDir(dir)
+}
+
+// SyncDir fsyncs the directory dir ("" means the current directory) so that
+// creations, renames and removals in it survive a crash.
+func SyncDir(dir string) error {
+	if dir == "" {
+		dir = "."
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("opening directory %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("syncing directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// MkdirAllSync creates dir with permissions perm (before umask), and any
+// missing parents, like os.MkdirAll; in addition it fsyncs the parent of
+// every directory it creates, so that the new entries survive a crash. An
+// existing directory is left as it is; an existing non-directory is an
+// error.
+func MkdirAllSync(dir string, perm os.FileMode) error {
+	dir = filepath.Clean(dir)
+	if fi, err := os.Stat(dir); err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("creating directory %s: %w", dir, syscall.ENOTDIR)
+		}
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := MkdirAllSync(parent, perm); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, perm); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("creating directory %s: %w", dir, err)
+	}
+	return SyncDir(parent)
+}
+
+// RemoveStale deletes the temporary files (names starting with TempPrefix)
+// directly in dir whose modification time is at least olderThan before now.
+// Errors are ignored: a leftover temporary file wastes space but is never
+// mistaken for real data.
+func RemoveStale(dir string, olderThan time.Duration, now time.Time) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), TempPrefix) {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil || now.Sub(fi.ModTime()) < olderThan {
+			continue
+		}
+		os.Remove(filepath.Join(dir, e.Name()))
+	}
+}
