@@ -19,8 +19,8 @@
 //
 // Resolve and Walk report exactly what Copy would read, without writing
 // anything, so that a caller can compute a cache key before it decides to
-// copy (see PITFALLS.md, "Do not copy before you look up"). Copy is built on
-// the same walk, so the two cannot disagree.
+// copy: a cache hit never pays for the copy. Copy is built on the same
+// walk, so the two cannot disagree.
 //
 // ADD extracts local tar archives (plain, gzip, bzip2, xz or zstd, detected
 // by content) and refuses URLs and Git sources: builds are offline.
