@@ -15,7 +15,6 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 
-	"github.com/builder-project/builder/internal/store"
 	"github.com/builder-project/builder/internal/testutil"
 )
 
@@ -111,7 +110,7 @@ func TestSkopeoReadsOurArchives(t *testing.T) {
 		blobs = append(blobs, l.Digest)
 	}
 
-	oci := writeFile(t, "oci.tar", archive(t, src, WriteOCIArchive, a.Image))
+	oci := writeFile(t, "oci.tar", archive(t, src, OCIArchive, a.Image))
 	for _, ref := range []string{"oci-archive:" + oci, "oci-archive:" + oci + ":1"} {
 		got := inspect(t, ref)
 		if got.Digest != a.Manifest.Digest || !reflect.DeepEqual(got.Layers, blobs) {
@@ -119,7 +118,7 @@ func TestSkopeoReadsOurArchives(t *testing.T) {
 		}
 	}
 
-	docker := writeFile(t, "docker.tar", archive(t, src, WriteDockerArchive, a.Image))
+	docker := writeFile(t, "docker.tar", archive(t, src, DockerArchive, a.Image))
 	got := inspect(t, "docker-archive:"+docker)
 	// skopeo decompresses a docker-archive's layer files and lists them by
 	// diffID, in a manifest of its own making.
@@ -127,7 +126,7 @@ func TestSkopeoReadsOurArchives(t *testing.T) {
 		t.Errorf("skopeo inspect docker-archive: layers %s, want the diffIDs %s", got.Layers, a.diffIDs)
 	}
 	// skopeo also understands the docker-archive as an OCI layout.
-	layout := extract(t, archive(t, src, WriteDockerArchive, a.Image))
+	layout := extract(t, archive(t, src, DockerArchive, a.Image))
 	if got := inspect(t, "oci:"+layout+":1"); got.Digest != a.Manifest.Digest {
 		t.Errorf("docker-archive as OCI layout: digest %s, want %s", got.Digest, a.Manifest.Digest)
 	}
@@ -162,7 +161,7 @@ func TestLoadSkopeoArchives(t *testing.T) {
 	layers := defaultLayers()
 	layers[2].comp = gzipped // skopeo 1.9 refuses zstd layers in docker-archives
 	a := buildImage(t, src, []string{"docker.io/library/app:1"}, layers, nil)
-	oci := writeFile(t, "oci.tar", archive(t, src, WriteOCIArchive, a.Image))
+	oci := writeFile(t, "oci.tar", archive(t, src, OCIArchive, a.Image))
 	for _, tc := range []struct {
 		dest string
 		want []string
@@ -205,7 +204,7 @@ func TestUmociUnpacksOurArchive(t *testing.T) {
 	layers := defaultLayers()
 	layers[2].comp = gzipped // umoci 0.4 reads no zstd layers
 	a := buildImage(t, src, []string{"docker.io/library/app:1"}, layers, nil)
-	for name, write := range map[string]func(context.Context, *store.Store, io.Writer, []Image) error{"oci": WriteOCIArchive, "docker": WriteDockerArchive} {
+	for name, write := range map[string]func(io.Writer) Exporter{"oci": OCIArchive, "docker": DockerArchive} {
 		t.Run(name, func(t *testing.T) {
 			layout := extract(t, archive(t, src, write, a.Image))
 			bundle := filepath.Join(t.TempDir(), "bundle")
