@@ -14,7 +14,7 @@ import (
 
 // Provider gives verified readers of blobs by digest. The reader Open returns
 // must fail instead of reaching io.EOF when the bytes do not hash to d, and
-// the size it returns is the blob's. *store.Store satisfies it.
+// the size it returns is the blob's. *store.Store and *Layout satisfy it.
 type Provider interface {
 	Open(ctx context.Context, d digest.Digest) (io.ReadCloser, int64, error)
 }
@@ -36,8 +36,11 @@ type Exporter interface {
 	Export(ctx context.Context, p Provider, imgs ...Image) error
 }
 
-// Compile-time check that the store satisfies Provider.
-var _ Provider = (*store.Store)(nil)
+// Compile-time checks that the sources satisfy Provider.
+var (
+	_ Provider = (*store.Store)(nil)
+	_ Provider = (*Layout)(nil)
+)
 
 // maxDocument bounds a manifest, index or config read whole from a Provider;
 // it is the store's own bound for such blobs. Layers are always streamed.
