@@ -1,16 +1,37 @@
-// Package output moves images between the local store and archives: it
-// writes OCI image-layout tars (WriteOCIArchive) and docker-archives as
-// produced by docker save (WriteDockerArchive), and reads either kind back
-// (Load).
+// Package output is the home of every place an image can come from or go to
+// outside the local store: it writes images to archives, OCI image layouts
+// and root filesystems, and reads archives, layouts and single layer blobs
+// back into the store.
 //
-// Every writer streams blobs straight from the store into the tar, verifying
-// each blob's digest as it is read; nothing larger than a manifest or config
-// is held in memory, and a blob shared by several images is written once.
-// The output is reproducible: entries are ordered and carry fixed times.
+// Sinks are Exporters. Each reads the images it is given, by manifest
+// descriptor, through a Provider (a *store.Store, or a *Layout), verifying
+// every blob as it is read, and streams layers rather than holding them:
 //
-// Load is the inverse. It reads an archive once, in any entry order, plain or
-// compressed, ingests every candidate blob into uncommitted store ingests as
-// it streams past, verifies digests and diffIDs, and only then commits the
-// blobs the archive's images reference. It never touches the store's index:
-// the caller records the returned images, tags and layers in one Update.
+//   - OCIArchive(w): an OCI image-layout tar (oci-layout, index.json,
+//     blobs/sha256/<hex>), reproducible byte for byte.
+//   - DockerArchive(w): a docker-archive as docker save writes it, which is
+//     also an OCI image layout.
+//   - OCILayout(dir, opts...): the same blobs and index entries as
+//     OCIArchive, merged into a layout directory; blobs appear atomically and
+//     index.json is replaced last (WithReplace drops chosen old entries).
+//   - RootfsDir(dir): one image's layers applied onto a directory, whiteouts
+//     applied.
+//   - RootfsTar(w, scratch): that flattened root filesystem as a tar.
+//
+// Sources are importers. None of them touches the store's index; the caller
+// records the returned images or layers in one Update:
+//
+//   - Load(ctx, st, r): a docker-archive or OCI archive, plain or compressed.
+//     It reads the tar once, in any entry order, ingesting every candidate
+//     blob into uncommitted store ingests as it streams past, verifies
+//     digests and diffIDs, and only then commits the blobs the archive's
+//     images reference.
+//   - LoadLayout(ctx, st, dir): an OCI layout directory, resolved and checked
+//     exactly as an OCI archive, every file opened inside dir.
+//   - ImportLayer(ctx, st, p, desc, diffID): one layer blob from a Provider,
+//     its size, digest and diffID verified in the pass that ingests it.
+//
+// Layout is an OCI image layout directory in its own right: a verified blob
+// Provider (Open, ReadBlob) and a crash-safe writer (WriteBlob, WriteIndex)
+// for code that keeps other content, such as the build cache, in a layout.
 package output

@@ -158,11 +158,12 @@ func buildImage(t *testing.T, st *store.Store, names []string, layers []testLaye
 	return ti
 }
 
-// archive writes imgs with write and returns the bytes.
-func archive(t *testing.T, st *store.Store, write func(context.Context, *store.Store, io.Writer, []Image) error, imgs ...Image) []byte {
+// archive writes imgs, read from p, with the exporter write makes and
+// returns the bytes.
+func archive(t *testing.T, p Provider, write func(io.Writer) Exporter, imgs ...Image) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	if err := write(context.Background(), st, &buf, imgs); err != nil {
+	if err := write(&buf).Export(context.Background(), p, imgs...); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()

@@ -15,7 +15,6 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 
-	"github.com/builder-project/builder/internal/store"
 	"github.com/builder-project/builder/internal/testutil"
 )
 
@@ -106,12 +105,9 @@ func TestSkopeoReadsOurArchives(t *testing.T) {
 	testutil.RequireTool(t, "skopeo")
 	src := newStore(t)
 	a := buildImage(t, src, []string{"docker.io/library/app:1"}, defaultLayers(), nil)
-	var blobs []digest.Digest
-	for _, l := range a.layers {
-		blobs = append(blobs, l.Digest)
-	}
+	blobs := layerDigests(a)
 
-	oci := writeFile(t, "oci.tar", archive(t, src, WriteOCIArchive, a.Image))
+	oci := writeFile(t, "oci.tar", archive(t, src, OCIArchive, a.Image))
 	for _, ref := range []string{"oci-archive:" + oci, "oci-archive:" + oci + ":1"} {
 		got := inspect(t, ref)
 		if got.Digest != a.Manifest.Digest || !reflect.DeepEqual(got.Layers, blobs) {
@@ -119,7 +115,7 @@ func TestSkopeoReadsOurArchives(t *testing.T) {
 		}
 	}
 
-	docker := writeFile(t, "docker.tar", archive(t, src, WriteDockerArchive, a.Image))
+	docker := writeFile(t, "docker.tar", archive(t, src, DockerArchive, a.Image))
 	got := inspect(t, "docker-archive:"+docker)
 	// skopeo decompresses a docker-archive's layer files and lists them by
 	// diffID, in a manifest of its own making.
@@ -127,7 +123,7 @@ func TestSkopeoReadsOurArchives(t *testing.T) {
 		t.Errorf("skopeo inspect docker-archive: layers %s, want the diffIDs %s", got.Layers, a.diffIDs)
 	}
 	// skopeo also understands the docker-archive as an OCI layout.
-	layout := extract(t, archive(t, src, WriteDockerArchive, a.Image))
+	layout := extract(t, archive(t, src, DockerArchive, a.Image))
 	if got := inspect(t, "oci:"+layout+":1"); got.Digest != a.Manifest.Digest {
 		t.Errorf("docker-archive as OCI layout: digest %s, want %s", got.Digest, a.Manifest.Digest)
 	}
@@ -162,7 +158,7 @@ func TestLoadSkopeoArchives(t *testing.T) {
 	layers := defaultLayers()
 	layers[2].comp = gzipped // skopeo 1.9 refuses zstd layers in docker-archives
 	a := buildImage(t, src, []string{"docker.io/library/app:1"}, layers, nil)
-	oci := writeFile(t, "oci.tar", archive(t, src, WriteOCIArchive, a.Image))
+	oci := writeFile(t, "oci.tar", archive(t, src, OCIArchive, a.Image))
 	for _, tc := range []struct {
 		dest string
 		want []string
@@ -205,7 +201,7 @@ func TestUmociUnpacksOurArchive(t *testing.T) {
 	layers := defaultLayers()
 	layers[2].comp = gzipped // umoci 0.4 reads no zstd layers
 	a := buildImage(t, src, []string{"docker.io/library/app:1"}, layers, nil)
-	for name, write := range map[string]func(context.Context, *store.Store, io.Writer, []Image) error{"oci": WriteOCIArchive, "docker": WriteDockerArchive} {
+	for name, write := range map[string]func(io.Writer) Exporter{"oci": OCIArchive, "docker": DockerArchive} {
 		t.Run(name, func(t *testing.T) {
 			layout := extract(t, archive(t, src, write, a.Image))
 			bundle := filepath.Join(t.TempDir(), "bundle")
@@ -239,4 +235,90 @@ func TestLoadUmociLayout(t *testing.T) {
 		t.Fatalf("loaded %+v, want one unnamed image with one layer", imgs)
 	}
 	checkBlobs(t, st, imgs[0])
+}
+
+// TestToolsReadOurLayout has skopeo and umoci read a layout OCILayout wrote
+// and merged, and loads back what skopeo adds to it.
+func TestToolsReadOurLayout(t *testing.T) {
+	testutil.RequireTool(t, "skopeo")
+	testutil.RequireTool(t, "umoci")
+	ctx := context.Background()
+	src := newStore(t)
+	layers := defaultLayers()
+	layers[2].comp = gzipped // umoci 0.4 and skopeo 1.9's docker-archive read no zstd layers
+	a := buildImage(t, src, []string{"docker.io/library/app:1"}, layers, nil)
+	b := buildImage(t, src, []string{"docker.io/library/app:2"}, layers[:1], nil)
+	dir := filepath.Join(t.TempDir(), "layout")
+	exportLayout(t, src, dir, nil, a.Image)
+	exportLayout(t, src, dir, nil, b.Image) // merged into the same layout
+
+	for tag, img := range map[string]testImage{"1": a, "2": b} {
+		got := inspect(t, "oci:"+dir+":"+tag)
+		if got.Digest != img.Manifest.Digest || !reflect.DeepEqual(got.Layers, layerDigests(img)) {
+			t.Errorf("skopeo inspect oci:%s:%s = %+v, want digest %s layers %s", dir, tag, got, img.Manifest.Digest, layerDigests(img))
+		}
+	}
+
+	var stat struct {
+		History []struct {
+			CreatedBy string `json:"created_by"`
+		} `json:"history"`
+	}
+	if err := json.Unmarshal(run(t, "umoci", "stat", "--json", "--image", dir+":1"), &stat); err != nil {
+		t.Fatal(err)
+	}
+	if len(stat.History) != len(a.layers) || stat.History[0].CreatedBy != "test layer" {
+		t.Errorf("umoci stat: history %+v, want %d test layers", stat.History, len(a.layers))
+	}
+	bundle := filepath.Join(t.TempDir(), "bundle")
+	run(t, "umoci", "unpack", "--image", dir+":1", bundle)
+	if got, err := os.ReadFile(filepath.Join(bundle, "rootfs", "etc", "hello.txt")); err != nil || string(got) != "bye\n" {
+		t.Errorf("umoci unpack: etc/hello.txt = %q (%v)", got, err)
+	}
+
+	// skopeo converts the layout to a docker-archive, which we load back.
+	docker := filepath.Join(t.TempDir(), "docker.tar")
+	run(t, "skopeo", "copy", "oci:"+dir+":1", "docker-archive:"+docker+":example.com/copy:1")
+	f, err := os.Open(docker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st := newStore(t)
+	imgs, err := Load(ctx, st, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(imgs) != 1 || imgs[0].Config != a.config || !reflect.DeepEqual(diffIDs(imgs[0]), digests(a.diffIDs)) {
+		t.Errorf("loaded %+v, want config %s and diffIDs %s", imgs, a.config, a.diffIDs)
+	}
+
+	// skopeo adds an image to our layout; exporting again keeps it, and
+	// LoadLayout reads every entry.
+	run(t, "skopeo", "copy", "docker-archive:"+docker, "oci:"+dir+":copied")
+	exportLayout(t, src, dir, nil, a.Image)
+	if got := inspect(t, "oci:"+dir+":copied"); got.Layers == nil {
+		t.Errorf("skopeo's entry is gone: %+v", got)
+	}
+	st = newStore(t)
+	imgs, err = LoadLayout(ctx, st, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	configs := map[digest.Digest]bool{}
+	for _, l := range imgs {
+		configs[l.Config] = true
+		checkBlobs(t, st, l)
+	}
+	if len(imgs) != 3 || !configs[a.config] || !configs[b.config] {
+		t.Errorf("LoadLayout: %d images with configs %v, want a's, b's and skopeo's copy of a", len(imgs), configs)
+	}
+}
+
+func layerDigests(img testImage) []digest.Digest {
+	var out []digest.Digest
+	for _, l := range img.layers {
+		out = append(out, l.Digest)
+	}
+	return out
 }

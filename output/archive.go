@@ -8,7 +8,6 @@ import (
 	"path"
 	"time"
 
-	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/builder-project/builder/internal/store"
@@ -66,21 +65,21 @@ func (t *tarWriter) file(name string, data []byte) error {
 	return nil
 }
 
-// blob streams a blob from the store to blobs/<alg>/<hex>. The store's
-// reader verifies the digest at EOF, so a corrupted blob fails the write
-// instead of producing a bad archive.
-func (t *tarWriter) blob(ctx context.Context, st *store.Store, d ocispec.Descriptor) error {
+// blob streams a blob from p to blobs/<alg>/<hex>. The Provider's reader
+// verifies the digest at EOF, so a corrupted blob fails the write instead of
+// producing a bad archive.
+func (t *tarWriter) blob(ctx context.Context, p Provider, d ocispec.Descriptor) error {
 	name := blobName(d)
 	if t.seen[name] {
 		return nil
 	}
-	rc, size, err := st.Open(ctx, d.Digest)
+	rc, size, err := p.Open(ctx, d.Digest)
 	if err != nil {
 		return fmt.Errorf("opening blob %s: %w", d.Digest, err)
 	}
 	defer rc.Close()
 	if d.Size > 0 && size != d.Size {
-		return fmt.Errorf("blob %s is %d bytes in the store, its descriptor says %d: %w", d.Digest, size, d.Size, store.ErrInvalidDigest)
+		return fmt.Errorf("blob %s is %d bytes at the source, its descriptor says %d: %w", d.Digest, size, d.Size, store.ErrInvalidDigest)
 	}
 	if err := t.dirs(name); err != nil {
 		return err
@@ -99,7 +98,17 @@ func (t *tarWriter) blob(ctx context.Context, st *store.Store, d ocispec.Descrip
 	return nil
 }
 
-// close finishes the archive.
+// finish streams blobs from p, then ends the archive.
+func (t *tarWriter) finish(ctx context.Context, p Provider, blobs []ocispec.Descriptor) error {
+	for _, d := range blobs {
+		if err := t.blob(ctx, p, d); err != nil {
+			return err
+		}
+	}
+	return t.close()
+}
+
+// close ends the archive.
 func (t *tarWriter) close() error {
 	if err := t.tw.Close(); err != nil {
 		return fmt.Errorf("finishing archive: %w", err)
@@ -110,60 +119,3 @@ func (t *tarWriter) close() error {
 // onlyReader hides any WriterTo or ReaderFrom so that io.CopyBuffer uses
 // the buffer and reads through the verifier to EOF.
 type onlyReader struct{ io.Reader }
-
-// imageBlobs lists the blobs of one stored image or index, parents before
-// children, each once.
-type imageBlobs struct {
-	descs []ocispec.Descriptor
-	seen  map[digest.Digest]bool
-}
-
-// walk adds desc and everything it references. Manifests and indexes are
-// read from the store to find their children; layers are only listed.
-func (b *imageBlobs) walk(ctx context.Context, st *store.Store, desc ocispec.Descriptor, depth int) error {
-	if b.seen == nil {
-		b.seen = map[digest.Digest]bool{}
-	}
-	if b.seen[desc.Digest] {
-		return nil
-	}
-	if depth > 4 {
-		return fmt.Errorf("index %s nests too deep", desc.Digest)
-	}
-	b.seen[desc.Digest] = true
-	b.descs = append(b.descs, desc)
-	mt := desc.MediaType
-	if !isManifestType(mt) && !isIndexType(mt) && mt != "" {
-		return nil
-	}
-	data, err := st.ReadBlob(ctx, desc.Digest)
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", desc.Digest, err)
-	}
-	if mt == "" {
-		mt = sniffMediaType(data)
-	}
-	switch {
-	case isIndexType(mt):
-		var idx ocispec.Index
-		if err := unmarshal(data, &idx, "index", desc.Digest); err != nil {
-			return err
-		}
-		for _, c := range idx.Manifests {
-			if err := b.walk(ctx, st, c, depth+1); err != nil {
-				return err
-			}
-		}
-	case isManifestType(mt):
-		var m ocispec.Manifest
-		if err := unmarshal(data, &m, "manifest", desc.Digest); err != nil {
-			return err
-		}
-		for _, c := range append([]ocispec.Descriptor{m.Config}, m.Layers...) {
-			if err := b.walk(ctx, st, c, depth+1); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
