@@ -14,6 +14,7 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/builder-project/builder/internal/compression"
 	"github.com/builder-project/builder/internal/store"
 	"github.com/builder-project/builder/internal/testutil"
 )
@@ -22,9 +23,9 @@ import (
 // directory: etc/gone.txt and opq/old.txt are hidden by the second layer.
 func rootfsLayers() []testLayer {
 	return []testLayer{
-		{files: map[string][]byte{"etc/hello.txt": []byte("hello\n"), "etc/gone.txt": []byte("x"), "bin/tool": randomBytes(100<<10, 1), "opq/old.txt": []byte("old\n")}, comp: gzipped},
-		{files: map[string][]byte{"data/big.bin": randomBytes(200<<10, 2), "etc/.wh.gone.txt": nil, "opq/.wh..wh..opq": nil, "opq/new.txt": []byte("new\n")}, comp: uncompressed},
-		{files: map[string][]byte{"etc/hello.txt": []byte("bye\n")}, comp: zstded},
+		{files: map[string][]byte{"etc/hello.txt": []byte("hello\n"), "etc/gone.txt": []byte("x"), "bin/tool": randomBytes(100<<10, 1), "opq/old.txt": []byte("old\n")}, comp: compression.Gzip},
+		{files: map[string][]byte{"data/big.bin": randomBytes(200<<10, 2), "etc/.wh.gone.txt": nil, "opq/.wh..wh..opq": nil, "opq/new.txt": []byte("new\n")}, comp: compression.None},
+		{files: map[string][]byte{"etc/hello.txt": []byte("bye\n")}, comp: compression.Zstd},
 	}
 }
 

@@ -16,13 +16,14 @@ import (
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/builder-project/builder/internal/compression"
 	"github.com/builder-project/builder/internal/store"
 )
 
 // testLayer describes a layer to build: file path → content, compressed as comp.
 type testLayer struct {
 	files map[string][]byte
-	comp  compression
+	comp  compression.Kind
 }
 
 // testImage is an image built into a store by buildImage.
@@ -84,14 +85,14 @@ func layerTar(t *testing.T, files map[string][]byte) []byte {
 }
 
 // compress compresses data as c.
-func compress(t *testing.T, data []byte, c compression) []byte {
+func compress(t *testing.T, data []byte, c compression.Kind) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	var w io.WriteCloser
 	switch c {
-	case gzipped:
+	case compression.Gzip:
 		w = gzip.NewWriter(&buf)
-	case zstded:
+	case compression.Zstd:
 		zw, err := zstd.NewWriter(&buf)
 		if err != nil {
 			t.Fatal(err)
@@ -113,9 +114,9 @@ func compress(t *testing.T, data []byte, c compression) []byte {
 // big files go through ingests rather than memory when loaded.
 func defaultLayers() []testLayer {
 	return []testLayer{
-		{files: map[string][]byte{"etc/hello.txt": []byte("hello\n"), "bin/tool": randomBytes(100<<10, 1)}, comp: gzipped},
-		{files: map[string][]byte{"data/big.bin": randomBytes(200<<10, 2)}, comp: uncompressed},
-		{files: map[string][]byte{"etc/hello.txt": []byte("bye\n")}, comp: zstded},
+		{files: map[string][]byte{"etc/hello.txt": []byte("hello\n"), "bin/tool": randomBytes(100<<10, 1)}, comp: compression.Gzip},
+		{files: map[string][]byte{"data/big.bin": randomBytes(200<<10, 2)}, comp: compression.None},
+		{files: map[string][]byte{"etc/hello.txt": []byte("bye\n")}, comp: compression.Zstd},
 	}
 }
 
@@ -132,7 +133,7 @@ func buildImage(t *testing.T, st *store.Store, names []string, layers []testLaye
 	}
 	for _, l := range layers {
 		raw := layerTar(t, l.files)
-		desc, err := st.WriteBlob(ctx, l.comp.layerMediaType(), compress(t, raw, l.comp))
+		desc, err := st.WriteBlob(ctx, layerMediaType(l.comp), compress(t, raw, l.comp))
 		if err != nil {
 			t.Fatal(err)
 		}

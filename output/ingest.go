@@ -12,6 +12,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 
+	"github.com/builder-project/builder/internal/compression"
 	"github.com/builder-project/builder/internal/store"
 )
 
@@ -56,14 +57,14 @@ func (l *loader) readFile(name string, size int64, r io.Reader) error {
 		l.br = bufio.NewReaderSize(nil, 256<<10)
 	}
 	l.br.Reset(io.TeeReader(src, dst))
-	magic, _ := l.br.Peek(4)
-	f.comp = detectCompression(magic)
+	magic, _ := l.br.Peek(compression.MagicLen)
+	f.comp = compression.Detect(magic)
 	diff := digest.SHA256.Digester()
 	var err error
 	switch f.comp {
-	case gzipped:
+	case compression.Gzip:
 		f.usize, err = l.gunzip(diff.Hash())
-	case zstded:
+	case compression.Zstd:
 		f.usize, err = l.unzstd(diff.Hash())
 	}
 	if err == nil {
@@ -81,7 +82,7 @@ func (l *loader) readFile(name string, size int64, r io.Reader) error {
 		}
 	}
 	f.digest = raw.Digest()
-	if f.comp == uncompressed {
+	if f.comp == compression.None {
 		f.diffID, f.usize = f.digest, size
 	} else if f.diffErr == nil {
 		f.diffID = diff.Digest()

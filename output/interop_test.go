@@ -15,6 +15,7 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 
+	"github.com/builder-project/builder/internal/compression"
 	"github.com/builder-project/builder/internal/testutil"
 )
 
@@ -156,7 +157,7 @@ func TestLoadSkopeoArchives(t *testing.T) {
 	testutil.RequireTool(t, "skopeo")
 	src := newStore(t)
 	layers := defaultLayers()
-	layers[2].comp = gzipped // skopeo 1.9 refuses zstd layers in docker-archives
+	layers[2].comp = compression.Gzip // skopeo 1.9 refuses zstd layers in docker-archives
 	a := buildImage(t, src, []string{"docker.io/library/app:1"}, layers, nil)
 	oci := writeFile(t, "oci.tar", archive(t, src, OCIArchive, a.Image))
 	for _, tc := range []struct {
@@ -199,7 +200,7 @@ func TestUmociUnpacksOurArchive(t *testing.T) {
 	testutil.RequireTool(t, "umoci")
 	src := newStore(t)
 	layers := defaultLayers()
-	layers[2].comp = gzipped // umoci 0.4 reads no zstd layers
+	layers[2].comp = compression.Gzip // umoci 0.4 reads no zstd layers
 	a := buildImage(t, src, []string{"docker.io/library/app:1"}, layers, nil)
 	for name, write := range map[string]func(io.Writer) Exporter{"oci": OCIArchive, "docker": DockerArchive} {
 		t.Run(name, func(t *testing.T) {
@@ -245,7 +246,7 @@ func TestToolsReadOurLayout(t *testing.T) {
 	ctx := context.Background()
 	src := newStore(t)
 	layers := defaultLayers()
-	layers[2].comp = gzipped // umoci 0.4 and skopeo 1.9's docker-archive read no zstd layers
+	layers[2].comp = compression.Gzip // umoci 0.4 and skopeo 1.9's docker-archive read no zstd layers
 	a := buildImage(t, src, []string{"docker.io/library/app:1"}, layers, nil)
 	b := buildImage(t, src, []string{"docker.io/library/app:2"}, layers[:1], nil)
 	dir := filepath.Join(t.TempDir(), "layout")

@@ -3,8 +3,6 @@ package output
 import (
 	"archive/tar"
 	"bufio"
-	"bytes"
-	"compress/bzip2"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +14,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/builder-project/builder/internal/compression"
 	"github.com/builder-project/builder/internal/store"
 )
 
@@ -98,57 +97,19 @@ func Load(ctx context.Context, st *store.Store, r io.Reader) ([]Loaded, error) {
 
 // decompress detects the archive's compression by its magic bytes.
 func decompress(r io.Reader) (io.Reader, func(), error) {
-	br := bufio.NewReaderSize(r, 1<<20)
-	magic, err := br.Peek(6)
-	if err != nil && !errors.Is(err, io.EOF) {
+	zr, _, err := compression.NewReader(r)
+	if err != nil {
 		return nil, nil, fmt.Errorf("reading archive: %w", err)
 	}
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, nil, fmt.Errorf("reading gzip archive: %w", err)
-		}
-		return zr, func() { zr.Close() }, nil
-	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		zr, err := zstd.NewReader(br)
-		if err != nil {
-			return nil, nil, fmt.Errorf("reading zstd archive: %w", err)
-		}
-		return zr, zr.Close, nil
-	case bytes.HasPrefix(magic, []byte("BZh")):
-		return bzip2.NewReader(br), func() {}, nil
-	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
-		return nil, nil, errors.New("reading archive: xz compression is not supported")
-	}
-	return br, func() {}, nil
+	return zr, func() { zr.Close() }, nil
 }
 
-// compression is what a file's magic bytes say about it.
-type compression int
-
-const (
-	uncompressed compression = iota
-	gzipped
-	zstded
-)
-
-func detectCompression(magic []byte) compression {
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		return gzipped
-	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		return zstded
-	}
-	return uncompressed
-}
-
-// layerMediaType is the OCI layer media type for a file's compression.
-func (c compression) layerMediaType() string {
+// layerMediaType is the OCI layer media type for a blob compressed as c.
+func layerMediaType(c compression.Kind) string {
 	switch c {
-	case gzipped:
+	case compression.Gzip:
 		return ocispec.MediaTypeImageLayerGzip
-	case zstded:
+	case compression.Zstd:
 		return ocispec.MediaTypeImageLayerZstd
 	}
 	return ocispec.MediaTypeImageLayer
@@ -164,7 +125,7 @@ type archiveFile struct {
 	diffID  digest.Digest
 	usize   int64
 	diffErr error
-	comp    compression
+	comp    compression.Kind
 	// data holds the content when it is small or looks like JSON.
 	data []byte
 	// w is the uncommitted ingest of a file too large for data alone.

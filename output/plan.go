@@ -56,7 +56,7 @@ func planLayout(ctx context.Context, p Provider, imgs []Image) (plan, error) {
 // describe returns a clean descriptor of a manifest: media type (sniffed if
 // missing), digest, size and platform, without annotations.
 func describe(ctx context.Context, p Provider, d ocispec.Descriptor) (ocispec.Descriptor, error) {
-	out := ocispec.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size, Platform: d.Platform}
+	out := ocispec.Descriptor{MediaType: d.MediaType, ArtifactType: d.ArtifactType, Digest: d.Digest, Size: d.Size, Platform: d.Platform}
 	if out.MediaType != "" && out.Size > 0 {
 		return out, nil
 	}

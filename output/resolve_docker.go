@@ -117,7 +117,7 @@ func (l *loader) dockerImage(e dockerManifestEntry, own map[digest.Digest]ociMan
 		if err := checkLayer(lf, cfg.RootFS.DiffIDs[i]); err != nil {
 			return nil, err
 		}
-		blob := ocispec.Descriptor{MediaType: lf.comp.layerMediaType(), Digest: lf.digest, Size: lf.size}
+		blob := ocispec.Descriptor{MediaType: layerMediaType(lf.comp), Digest: lf.digest, Size: lf.size}
 		m.Layers = append(m.Layers, blob)
 		p.Layers = append(p.Layers, LayerBlob{DiffID: lf.diffID, Blob: blob, Size: lf.usize})
 		p.files = append(p.files, lf)

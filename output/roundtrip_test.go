@@ -17,6 +17,7 @@ import (
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/builder-project/builder/internal/compression"
 	"github.com/builder-project/builder/internal/store"
 )
 
@@ -107,7 +108,7 @@ func TestLoadCompressedArchive(t *testing.T) {
 	src := newStore(t)
 	a := buildImage(t, src, []string{"docker.io/library/app:1"}, defaultLayers(), nil)
 	data := archive(t, src, DockerArchive, a.Image)
-	for _, c := range []compression{gzipped, zstded} {
+	for _, c := range []compression.Kind{compression.Gzip, compression.Zstd} {
 		st, got, err := load(t, compress(t, data, c))
 		if err != nil {
 			t.Fatalf("compression %d: %v", c, err)
