@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/builder-project/builder/internal/store"
-	"github.com/builder-project/builder/layer"
 	"github.com/builder-project/builder/output"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -23,8 +21,24 @@ const (
 	OCIArchive ArchiveFormat = "oci"
 )
 
-// Save writes the images refs name to w as one archive.
+// archiveExporter returns the exporter of an archive format writing to w.
+func archiveExporter(format ArchiveFormat, w io.Writer) (output.Exporter, error) {
+	switch format {
+	case DockerArchive, "":
+		return output.DockerArchive(w), nil
+	case OCIArchive:
+		return output.OCIArchive(w), nil
+	}
+	return nil, fmt.Errorf("unknown archive format %q (want docker or oci)", format)
+}
+
+// Save writes the images refs name to w as one archive. A ref that is a tag
+// names its image in the archive; an image ID leaves it unnamed.
 func (b *Builder) Save(ctx context.Context, w io.Writer, format ArchiveFormat, refs []string) error {
+	exp, err := archiveExporter(format, w)
+	if err != nil {
+		return err
+	}
 	idx, err := b.st.View()
 	if err != nil {
 		return err
@@ -36,24 +50,17 @@ func (b *Builder) Save(ctx context.Context, w io.Writer, format ArchiveFormat, r
 			return err
 		}
 		img := output.Image{Manifest: rec.Manifest}
-		if n, err := store.NormalizeRef(ref); err == nil && idx.Tags[n] == rec.ID {
+		if n, err := store.NormalizeRef(ref); err == nil && idx.Tags()[n] == rec.ID {
 			img.Names = []string{n}
 		} else if !isIDRef(ref, rec) {
 			return fmt.Errorf("saving %s: not a tag of image %s", ref, shortID(rec.ID))
 		}
 		imgs = append(imgs, img)
 	}
-	switch format {
-	case DockerArchive, "":
-		return output.WriteDockerArchive(ctx, b.st, w, imgs)
-	case OCIArchive:
-		return output.WriteOCIArchive(ctx, b.st, w, imgs)
-	default:
-		return fmt.Errorf("unknown archive format %q (want docker or oci)", format)
-	}
+	return exp.Export(ctx, b.st, imgs...)
 }
 
-func isIDRef(ref string, rec *store.Image) bool {
+func isIDRef(ref string, rec store.Image) bool {
 	s := ref
 	if len(s) > 7 && s[:7] == "sha256:" {
 		s = s[7:]
@@ -70,38 +77,42 @@ type LoadedImage struct {
 // Load reads a docker-archive or OCI archive (plain or compressed) and stores
 // its images, moving tags that pointed elsewhere.
 func (b *Builder) Load(ctx context.Context, r io.Reader) ([]LoadedImage, error) {
+	return b.load(ctx, func(st *store.Store) ([]output.Loaded, error) { return output.Load(ctx, st, r) })
+}
+
+// LoadLayout stores the images of the OCI image layout directory dir, as
+// Load does for an archive.
+func (b *Builder) LoadLayout(ctx context.Context, dir string) ([]LoadedImage, error) {
+	return b.load(ctx, func(st *store.Store) ([]output.Loaded, error) { return output.LoadLayout(ctx, st, dir) })
+}
+
+// load runs an importer under a lease and records what it brought in.
+func (b *Builder) load(ctx context.Context, read func(*store.Store) ([]output.Loaded, error)) ([]LoadedImage, error) {
 	lease, err := b.st.Lease()
 	if err != nil {
 		return nil, err
 	}
 	defer lease.Release()
-	loaded, err := output.Load(ctx, b.st, r)
+	loaded, err := read(b.st)
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now().UTC()
 	var out []LoadedImage
-	err = b.st.Update(func(idx *store.Index) error {
-		for _, l := range loaded {
-			for _, lb := range l.Layers {
-				idx.AddLayer(lb.DiffID, lb.Size, lb.Blob)
-			}
-			rec := idx.Images[l.Config]
-			if rec == nil {
-				rec = &store.Image{ID: l.Config, Manifest: l.Manifest, Created: now}
-				idx.Images[l.Config] = rec
-			}
-			li := LoadedImage{ID: l.Config.String()}
-			for _, n := range l.Names {
-				idx.Tags[n] = l.Config
-				rec.LastTagTime = now
-				li.Names = append(li.Names, store.FamiliarRef(n))
-			}
-			out = append(out, li)
+	for _, l := range loaded {
+		img := store.NewImage{ID: l.Config, Manifest: l.Manifest}
+		for _, lb := range l.Layers {
+			img.Layers = append(img.Layers, store.Layer{DiffID: lb.DiffID, Blob: lb.Blob, Size: lb.Size})
 		}
-		return nil
-	})
-	return out, err
+		if err := b.st.PutImage(ctx, img, l.Names); err != nil {
+			return out, fmt.Errorf("recording image %s: %w", l.Config, err)
+		}
+		li := LoadedImage{ID: l.Config.String()}
+		for _, n := range l.Names {
+			li.Names = append(li.Names, store.FamiliarRef(n))
+		}
+		out = append(out, li)
+	}
+	return out, nil
 }
 
 // Export writes the flattened root filesystem of the image ref names to w as
@@ -111,56 +122,7 @@ func (b *Builder) Export(ctx context.Context, w io.Writer, ref string) error {
 	if err != nil {
 		return err
 	}
-	return b.exportTar(ctx, w, img)
-}
-
-// ExportManifest is Export for the image a manifest descriptor names, such
-// as BuildResult.Manifest.
-func (b *Builder) ExportManifest(ctx context.Context, w io.Writer, manifest ocispec.Descriptor) error {
-	img, err := b.readManifest(ctx, manifest)
-	if err != nil {
-		return err
-	}
-	return b.exportTar(ctx, w, img)
-}
-
-func (b *Builder) exportTar(ctx context.Context, w io.Writer, img *stored) error {
-	dir, release, err := b.st.TempDir("export-")
-	if err != nil {
-		return err
-	}
-	defer release()
-	if err := b.unpackInto(ctx, img, dir); err != nil {
-		return err
-	}
-	if err := layer.DiffDirs(ctx, "", dir, layer.DiffOptions{}, w); err != nil {
-		return fmt.Errorf("exporting %s: %w", shortID(img.rec.ID), err)
-	}
-	return nil
-}
-
-// unpackInto applies every layer of img onto dir, whiteouts applied.
-func (b *Builder) unpackInto(ctx context.Context, img *stored, dir string) error {
-	for i, l := range img.manifest.Layers {
-		if err := b.applyBlob(ctx, l.Digest, dir, layer.DirFormat); err != nil {
-			return fmt.Errorf("exporting %s to %s: layer %d: %w", shortID(img.rec.ID), dir, i, err)
-		}
-	}
-	return nil
-}
-
-// SaveManifest writes the image a manifest descriptor names (such as
-// BuildResult.Manifest) to w as one archive naming it tags.
-func (b *Builder) SaveManifest(ctx context.Context, w io.Writer, format ArchiveFormat, manifest ocispec.Descriptor, tags []string) error {
-	names, err := normalizeTags(tags)
-	if err != nil {
-		return err
-	}
-	imgs := []output.Image{{Manifest: manifest, Names: names}}
-	if format == OCIArchive {
-		return output.WriteOCIArchive(ctx, b.st, w, imgs)
-	}
-	return output.WriteDockerArchive(ctx, b.st, w, imgs)
+	return b.exportTo(ctx, img.rec.Manifest, func(scratch string) output.Exporter { return output.RootfsTar(w, scratch) })
 }
 
 // ExportDir writes the flattened root filesystem of the image ref names into
@@ -170,14 +132,19 @@ func (b *Builder) ExportDir(ctx context.Context, dir, ref string) error {
 	if err != nil {
 		return err
 	}
-	return b.unpackInto(ctx, img, dir)
+	return b.exportTo(ctx, img.rec.Manifest, func(string) output.Exporter { return output.RootfsDir(dir) })
 }
 
-// ExportManifestDir is ExportDir for the image a manifest descriptor names.
-func (b *Builder) ExportManifestDir(ctx context.Context, dir string, manifest ocispec.Descriptor) error {
-	img, err := b.readManifest(ctx, manifest)
+// exportTo runs the exporter make returns on the image manifest names,
+// giving it a scratch directory in the store that is removed afterwards.
+func (b *Builder) exportTo(ctx context.Context, manifest ocispec.Descriptor, make func(scratch string) output.Exporter) error {
+	scratch, release, err := b.st.TempDir("export-")
 	if err != nil {
 		return err
 	}
-	return b.unpackInto(ctx, img, dir)
+	defer release()
+	if err := make(scratch).Export(ctx, b.st, output.Image{Manifest: manifest}); err != nil {
+		return fmt.Errorf("exporting %s: %w", shortID(manifest.Digest), err)
+	}
+	return nil
 }

@@ -50,10 +50,17 @@ type BuildOptions struct {
 	Jobs int
 	// Progress receives events; nil discards them.
 	Progress func(Event)
-	// NoStore leaves the result out of the image list and ignores Tags:
-	// only its blobs are written, for the Save/Export…Manifest exporters.
-	// By default the image is stored (dangling without tags).
-	NoStore bool
+	// Outputs are where the image goes. None keeps it in the store, tagged
+	// with Tags (dangling without); a list without an OutputImage entry
+	// writes it only to its outputs (Tags then only name it in archives).
+	Outputs []Output
+	// CacheFrom are directories of build caches (OCI layouts written by
+	// ExportCache or CacheTo) imported before the build. As in docker, an
+	// unusable one is reported as a Warning event, not an error.
+	CacheFrom []string
+	// CacheTo are directories the build cache is exported to after the
+	// build (see ExportCache).
+	CacheTo []string
 }
 
 // BuildResult describes a finished build.
@@ -105,6 +112,11 @@ func (b *Builder) Build(ctx context.Context, opts BuildOptions) (*BuildResult, e
 	if err != nil {
 		return nil, err
 	}
+	switch opts.Network {
+	case "", executor.NetworkDefault, executor.NetworkNone, executor.NetworkHost:
+	default:
+		return nil, fmt.Errorf("--network %q: want default, none or host", opts.Network)
+	}
 	bd := &build{b: b, opts: opts, g: g, ev: ev, platform: hostPlatform, results: map[*dockerfile.Stage]*stageResult{}}
 	if opts.ContextDir == "" {
 		return nil, errors.New("no build context directory")
@@ -125,6 +137,14 @@ func (b *Builder) Build(ctx context.Context, opts BuildOptions) (*BuildResult, e
 	}
 	if bd.exec, err = b.executor(opts.Runtime); err != nil {
 		return nil, err
+	}
+	for _, dir := range opts.CacheFrom {
+		n, err := b.ImportCache(ctx, dir)
+		if err != nil {
+			ev.emit(Event{Kind: Warning, Message: fmt.Sprintf("importing cache from %s: %v", dir, err)})
+		} else {
+			ev.emit(Event{Kind: Info, Message: fmt.Sprintf("imported %d cache entries from %s", n, dir)})
+		}
 	}
 	lease, err := b.st.Lease()
 	if err != nil {
@@ -152,12 +172,22 @@ func (b *Builder) Build(ctx context.Context, opts BuildOptions) (*BuildResult, e
 			cfg.Config.Labels[k] = v
 		}
 	}
-	id, mdesc, err := b.commitImage(ctx, cfg, final.layers, tags, final.parent, opts.NoStore)
+	id, mdesc, err := b.commitImage(ctx, cfg, final.layers, tags, final.parent, keepsImage(opts.Outputs))
 	if err != nil {
 		return nil, err
 	}
 	res := &BuildResult{ID: id, Manifest: mdesc, Steps: bd.steps, Cached: bd.cached, Duration: time.Since(start)}
 	ev.emit(Event{Kind: BuildDone, Message: fmt.Sprintf("built %s in %.2fs: %d steps, %d cached", shortID(id), res.Duration.Seconds(), res.Steps+res.Cached, res.Cached)})
+	for _, o := range opts.Outputs {
+		if err := b.export(ctx, o, mdesc, tags); err != nil {
+			return nil, err
+		}
+	}
+	for _, dir := range opts.CacheTo {
+		if err := b.ExportCache(ctx, dir, nil); err != nil {
+			return nil, fmt.Errorf("exporting cache to %s: %w", dir, err)
+		}
+	}
 	return res, nil
 }
 

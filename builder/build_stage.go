@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/builder-project/builder/dockerfile"
-	"github.com/builder-project/builder/layer"
+	"github.com/builder-project/builder/internal/store"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -20,7 +20,7 @@ const historyComment = "buildkit.dockerfile.v0"
 // dependents read: its config, layers and the cache key of its last step.
 type stageResult struct {
 	cfg    Config
-	layers []newImageLayer
+	layers []store.Layer
 	scope  *dockerfile.Scope
 	cst    configState
 	// key is the cache key of the last step (or of the base).
@@ -70,7 +70,7 @@ func (bd *build) startStage(ctx context.Context, s *dockerfile.Stage, res *stage
 		if err := deepCopy(&res.cfg, &base.cfg); err != nil {
 			return nil, err
 		}
-		res.layers = append([]newImageLayer(nil), base.layers...)
+		res.layers = append([]store.Layer(nil), base.layers...)
 		res.scope = base.scope.Child()
 		res.key = base.key
 		res.parent = base.parent
@@ -86,14 +86,7 @@ func (bd *build) startStage(ctx context.Context, s *dockerfile.Stage, res *stage
 		res.cfg = img.config
 		res.parent = img.rec.ID
 		res.key = img.rec.Manifest.Digest
-		idx, err := bd.b.st.View()
-		if err != nil {
-			return nil, err
-		}
-		for i, l := range img.manifest.Layers {
-			d := img.config.RootFS.DiffIDs[i]
-			res.layers = append(res.layers, newImageLayer{Layer: layer.Layer{Desc: l, DiffID: d}, Size: layerSize(idx, d, l)})
-		}
+		res.layers = img.layers
 		res.scope = bd.g.NewScope(img.config.Config.Env)
 		if len(img.config.Config.OnBuild) > 0 {
 			trig, err := bd.g.ParseTriggers(s, img.config.Config.OnBuild)

@@ -294,11 +294,11 @@ func storeState(t *testing.T, b *Builder) string {
 		t.Fatal(err)
 	}
 	var parts []string
-	for tag, id := range idx.Tags {
+	for tag, id := range idx.Tags() {
 		parts = append(parts, tag+"="+id.String())
 	}
-	for id := range idx.Images {
-		parts = append(parts, id.String())
+	for _, img := range idx.Images() {
+		parts = append(parts, img.ID.String())
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, " ")
@@ -308,7 +308,10 @@ func storeState(t *testing.T, b *Builder) string {
 func assertNoLeftovers(t *testing.T, b *Builder) {
 	t.Helper()
 	for _, sub := range []string{"active", "tmp", "ingest"} {
-		entries, _ := os.ReadDir(filepath.Join(b.Root(), sub))
+		entries, err := os.ReadDir(filepath.Join(b.Root(), sub))
+		if err != nil {
+			t.Fatalf("checking for leftovers: %v", err)
+		}
 		if len(entries) != 0 {
 			var names []string
 			for _, e := range entries {
@@ -317,8 +320,15 @@ func assertNoLeftovers(t *testing.T, b *Builder) {
 			t.Errorf("%s/ not empty after build: %v", sub, names)
 		}
 	}
-	mounts, _ := os.ReadFile("/proc/self/mountinfo")
-	if strings.Contains(string(mounts), b.Root()) {
-		t.Errorf("a mount under the store is left on the host")
+	mounts, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatalf("checking for leftover mounts: %v", err)
+	}
+	// Only mounts at or below the test's own store matter (mountinfo
+	// escapes spaces and the like, which temp dirs do not contain).
+	for _, line := range strings.Split(string(mounts), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && (f[4] == b.Root() || strings.HasPrefix(f[4], b.Root()+"/")) {
+			t.Errorf("a mount under the store is left on the host: %s", line)
+		}
 	}
 }

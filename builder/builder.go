@@ -2,7 +2,6 @@ package builder
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -25,7 +24,7 @@ var (
 	// damaged blob, archive or cache layout).
 	ErrInvalidDigest = store.ErrInvalidDigest
 	// ErrConflict: the operation would break another image or needs -f.
-	ErrConflict = errors.New("conflict")
+	ErrConflict = store.ErrConflict
 	// ErrSourceNotFound: a COPY or ADD source is not in the build context
 	// (or .dockerignore excludes it).
 	ErrSourceNotFound = copier.ErrNotFound
@@ -81,7 +80,7 @@ func Open(root string, opts ...Option) (*Builder, error) {
 	for _, o := range opts {
 		o(b)
 	}
-	dir := filepath.Join(st.Root(), "cache")
+	dir := st.CacheDir()
 	if b.cache == nil {
 		c, err := cache.Open(dir)
 		if err != nil {

@@ -1,8 +1,8 @@
 package builder
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,62 +13,39 @@ import (
 	"time"
 
 	"github.com/builder-project/builder/cache"
+	"github.com/builder-project/builder/internal/store"
+	"github.com/builder-project/builder/output"
 	digest "github.com/opencontainers/go-digest"
-	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // The exported build cache (--cache-to type=local, --cache-from type=local)
-// is an OCI image layout holding one artifact manifest:
-//
-//	DIR/oci-layout              {"imageLayoutVersion":"1.0.0"}
-//	DIR/index.json              one entry per cache manifest (artifactType
-//	                            ArtifactTypeCache); entries of other artifacts
-//	                            or images are kept as they are
-//	DIR/blobs/sha256/<hex>      the manifest, the empty config, the records
-//	                            and the layer blobs
-//
-// The manifest's config is the OCI empty descriptor ({}). Its layers are the
-// records, sorted by key (media type MediaTypeCacheRecord, annotated with
-// AnnotationCacheKey), followed by the layer blobs they use, sorted by digest
-// and listed once each however many records share them (their own layer
-// media type, annotated with AnnotationCacheDiffID). A record blob is the JSON
-// of a cache.Record without its last-use time, so it names its layer by
-// descriptor; the annotations only let a reader pick entries without fetching
-// every record. Every blob is reachable from the manifest, so any OCI tool
-// that copies artifacts (oras, skopeo) copies the cache whole.
+// is an OCI image layout holding one artifact manifest, in the format the
+// cache package defines (cache.NewArtifact). These are its media types,
+// for callers that inspect such a layout.
 const (
 	// MediaTypeCacheRecord is the media type of one build cache record blob.
-	MediaTypeCacheRecord = "application/vnd.builder.cache.record.v1+json"
+	MediaTypeCacheRecord = cache.MediaTypeRecord
 	// ArtifactTypeCache is the artifact type of a build cache manifest.
-	ArtifactTypeCache = "application/vnd.builder.cache.v1"
-	// AnnotationCacheKey annotates a record descriptor with the record's
-	// cache key.
-	AnnotationCacheKey = "com.github.builder-project.cache.key"
-	// AnnotationCacheDiffID annotates a layer descriptor with the layer's
-	// diffID.
-	AnnotationCacheDiffID = "com.github.builder-project.cache.diffid"
-)
-
-// Bounds of what is read whole from a cache layout.
-const (
-	maxCacheIndex    = 4 << 20
-	maxCacheManifest = 4 << 20
-	maxCacheRecord   = 16 << 20
+	ArtifactTypeCache = cache.ArtifactType
+	// AnnotationCacheKey annotates a record descriptor with its cache key.
+	AnnotationCacheKey = cache.AnnotationKey
+	// AnnotationCacheDiffID annotates a layer descriptor with its diffID.
+	AnnotationCacheDiffID = cache.AnnotationDiffID
 )
 
 // ExportCache writes the build cache records (all of them, or those whose
 // keys are in keys when keys != nil) and the layer blobs they use to dir as
-// an OCI image layout, in the format described by ArtifactTypeCache's block.
+// an OCI image layout.
 //
 // With keys == nil, records whose layer blob is no longer in the store (and
 // which a build would therefore not use) are left out; a key in keys that has
 // no usable record is an error. Exporting into a directory that already holds
 // such a layout merges: the records already there are kept unless exported
-// again, blobs already present are not rewritten, and index.json is replaced
-// atomically (temporary file, fsync, rename). Blobs that the new index no
-// longer reaches are left in place. Concurrent exports into one directory are
-// not merged with each other: the last index written wins.
+// again, blobs already present are not rewritten, other entries of
+// index.json are kept, and index.json is replaced atomically. Blobs that the
+// new index no longer reaches are left in place. Concurrent exports into one
+// directory are not merged with each other: the last index written wins.
 func (b *Builder) ExportCache(ctx context.Context, dir string, keys []digest.Digest) error {
 	lease, err := b.st.Lease()
 	if err != nil {
@@ -87,7 +64,6 @@ func (b *Builder) ExportCache(ctx context.Context, dir string, keys []digest.Dig
 
 // cacheRecordsToExport returns the records ExportCache writes.
 func (b *Builder) cacheRecordsToExport(ctx context.Context, keys []digest.Digest) ([]cache.Record, error) {
-	c := b.cache
 	usable := func(rec cache.Record) bool {
 		if rec.Layer == nil {
 			return true
@@ -96,7 +72,7 @@ func (b *Builder) cacheRecordsToExport(ctx context.Context, keys []digest.Digest
 		return ok
 	}
 	if keys == nil {
-		all, err := c.List(ctx)
+		all, err := b.cache.List(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -110,7 +86,7 @@ func (b *Builder) cacheRecordsToExport(ctx context.Context, keys []digest.Digest
 	}
 	recs := make([]cache.Record, 0, len(keys))
 	for _, key := range keys {
-		rec, ok, err := c.Lookup(ctx, key)
+		rec, ok, err := b.cache.Lookup(ctx, key)
 		if err != nil {
 			return nil, err
 		}
@@ -127,112 +103,180 @@ func (b *Builder) cacheRecordsToExport(ctx context.Context, keys []digest.Digest
 
 // writeCacheLayout merges recs into the layout at dir, creating it if needed.
 func (b *Builder) writeCacheLayout(ctx context.Context, dir string, recs []cache.Record) error {
-	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
-		return fmt.Errorf("creating layout: %w", err)
-	}
-	old := &layoutCache{records: map[digest.Digest]cache.Record{}, layers: map[digest.Digest]ocispec.Descriptor{}}
+	merged := map[digest.Digest]cache.Record{}
 	if _, err := os.Stat(filepath.Join(dir, ocispec.ImageIndexFile)); err == nil {
-		if old, err = readCacheLayout(ctx, dir, false); err != nil {
+		lay, err := output.OpenLayout(dir)
+		if err != nil {
 			return fmt.Errorf("merging existing cache: %w", err)
 		}
+		old, err := readCacheLayout(ctx, lay, false)
+		if err != nil {
+			return fmt.Errorf("merging existing cache: %w", err)
+		}
+		merged = old.records
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	merged := old.records
 	for _, rec := range recs {
 		merged[rec.Key] = rec
 	}
-	keys := make([]digest.Digest, 0, len(merged))
-	for k := range merged {
-		keys = append(keys, k)
+	all := make([]cache.Record, 0, len(merged))
+	for _, rec := range merged {
+		all = append(all, rec)
 	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
-
-	var recDescs []ocispec.Descriptor
-	layers := map[digest.Digest]ocispec.Descriptor{}
-	for _, k := range keys {
-		rec := merged[k]
-		data, err := encodeCacheRecord(rec)
-		if err != nil {
-			return err
-		}
-		desc := ocispec.Descriptor{MediaType: MediaTypeCacheRecord, Digest: digest.FromBytes(data), Size: int64(len(data)),
-			Annotations: map[string]string{AnnotationCacheKey: k.String()}}
-		if err := writeLayoutBlob(ctx, dir, desc, bytesOpener(data)); err != nil {
-			return err
-		}
-		recDescs = append(recDescs, desc)
-		if l := rec.Layer; l != nil {
-			layers[l.Desc.Digest] = ocispec.Descriptor{MediaType: l.Desc.MediaType, Digest: l.Desc.Digest, Size: l.Desc.Size,
-				Annotations: map[string]string{AnnotationCacheDiffID: l.DiffID.String()}}
-		}
-	}
-	layerDescs := make([]ocispec.Descriptor, 0, len(layers))
-	for _, d := range layers {
-		layerDescs = append(layerDescs, d)
-	}
-	sort.Slice(layerDescs, func(i, j int) bool { return layerDescs[i].Digest < layerDescs[j].Digest })
-	for _, d := range layerDescs {
-		open := func() (io.ReadCloser, error) {
-			rc, _, err := b.st.Open(ctx, d.Digest)
-			return rc, err
-		}
-		if err := writeLayoutBlob(ctx, dir, d, open); err != nil {
-			return err
-		}
-	}
-
-	empty := ocispec.DescriptorEmptyJSON
-	if err := writeLayoutBlob(ctx, dir, empty, bytesOpener(empty.Data)); err != nil {
+	a, err := cache.NewArtifact(all)
+	if err != nil {
 		return err
 	}
-	mf := ocispec.Manifest{
-		Versioned:    specs.Versioned{SchemaVersion: 2},
-		MediaType:    ocispec.MediaTypeImageManifest,
-		ArtifactType: ArtifactTypeCache,
-		Config:       empty,
-		Layers:       append(recDescs, layerDescs...),
-	}
-	if len(mf.Layers) == 0 {
-		mf.Layers = []ocispec.Descriptor{empty} // image-spec: at least one layer, for portability
-	}
-	mdata, err := json.Marshal(mf)
-	if err != nil {
-		return fmt.Errorf("encoding manifest: %w", err)
-	}
-	mdesc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, ArtifactType: ArtifactTypeCache,
-		Digest: digest.FromBytes(mdata), Size: int64(len(mdata))}
-	if err := writeLayoutBlob(ctx, dir, mdesc, bytesOpener(mdata)); err != nil {
-		return err
-	}
-	idx := ocispec.Index{
-		Versioned: specs.Versioned{SchemaVersion: 2},
-		MediaType: ocispec.MediaTypeImageIndex,
-		Manifests: append(old.others, mdesc),
-	}
-	idata, err := json.Marshal(idx)
-	if err != nil {
-		return fmt.Errorf("encoding index: %w", err)
-	}
-	layoutData, err := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
-	if err != nil {
-		return fmt.Errorf("encoding %s: %w", ocispec.ImageLayoutFile, err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, ocispec.ImageLayoutFile)); errors.Is(err, fs.ErrNotExist) {
-		if err := writeLayoutFile(dir, ocispec.ImageLayoutFile, layoutData); err != nil {
-			return err
-		}
-	}
-	return writeLayoutFile(dir, ocispec.ImageIndexFile, idata)
+	return output.OCILayout(dir, output.WithReplace(cache.IsArtifact)).Export(ctx, artifactProvider{a, b.st}, output.Image{Manifest: a.Desc})
 }
 
-// encodeCacheRecord is the blob of rec. The last-use time is local state and
-// is left out, so exporting an unchanged record again gives the same blob.
-func encodeCacheRecord(rec cache.Record) ([]byte, error) {
-	rec.LastUsed = time.Time{}
-	data, err := json.Marshal(rec)
-	if err != nil {
-		return nil, fmt.Errorf("encoding record %s: %w", rec.Key, err)
+// artifactProvider serves a cache artifact's manifest and small blobs from
+// memory, and its layer blobs from the store.
+type artifactProvider struct {
+	a  *cache.Artifact
+	st output.Provider
+}
+
+// Open implements output.Provider.
+func (p artifactProvider) Open(ctx context.Context, d digest.Digest) (io.ReadCloser, int64, error) {
+	data, ok := p.a.Blobs[d]
+	if d == p.a.Desc.Digest {
+		data, ok = p.a.Manifest, true
 	}
-	return data, nil
+	if ok {
+		return io.NopCloser(bytes.NewReader(data)), int64(len(data)), nil
+	}
+	return p.st.Open(ctx, d)
+}
+
+// layoutCache is the build cache found in a layout.
+type layoutCache struct {
+	records map[digest.Digest]cache.Record
+	layers  map[digest.Digest]ocispec.Descriptor
+}
+
+// readCacheLayout reads and checks every build cache manifest of the layout.
+// With required, a layout without one is an error.
+func readCacheLayout(ctx context.Context, lay *output.Layout, required bool) (*layoutCache, error) {
+	idx, err := lay.Index(ctx)
+	if err != nil {
+		return nil, err
+	}
+	lc := &layoutCache{records: map[digest.Digest]cache.Record{}, layers: map[digest.Digest]ocispec.Descriptor{}}
+	found := false
+	for _, d := range idx.Manifests {
+		if !cache.IsArtifact(d) {
+			continue
+		}
+		found = true
+		recs, layers, err := cache.ReadArtifact(ctx, d, lay.ReadBlob)
+		if err != nil {
+			return nil, err
+		}
+		for k, r := range recs {
+			lc.records[k] = r
+		}
+		for k, l := range layers {
+			lc.layers[k] = l
+		}
+	}
+	if !found && required {
+		return nil, fmt.Errorf("reading %s: no build cache manifest (artifactType %s)", filepath.Join(lay.Dir(), ocispec.ImageIndexFile), cache.ArtifactType)
+	}
+	return lc, nil
+}
+
+// ImportCache reads a build cache that ExportCache wrote to dir and adds it
+// to the local cache, returning how many records it added.
+//
+// The whole layout is read and checked first (records decoded and
+// validated, every entry accounted for); then each layer blob the store
+// lacks is copied in, its digest, size and diffID verified while copying;
+// the store's layer table learns each layer's diffID and size; and only then
+// are the records written. An error at any point therefore leaves no record
+// behind (blobs already copied stay until the next prune collects them).
+// Records whose key the local cache already holds, with its layer present,
+// are kept as they are and not counted.
+func (b *Builder) ImportCache(ctx context.Context, dir string) (int, error) {
+	lay, err := output.OpenLayout(dir)
+	if err != nil {
+		return 0, fmt.Errorf("importing cache: %w", err)
+	}
+	lc, err := readCacheLayout(ctx, lay, true)
+	if err != nil {
+		return 0, fmt.Errorf("importing cache: %w", err)
+	}
+	lease, err := b.st.Lease()
+	if err != nil {
+		return 0, err
+	}
+	defer lease.Release()
+	todo := b.cacheRecordsToImport(ctx, lc)
+	idx, err := b.st.View()
+	if err != nil {
+		return 0, err
+	}
+	var layers []store.Layer
+	seen := map[digest.Digest]bool{}
+	for _, rec := range todo {
+		l := rec.Layer
+		if l == nil || seen[l.Desc.Digest] {
+			continue
+		}
+		seen[l.Desc.Digest] = true
+		size, err := importCacheLayer(ctx, b.st, idx, lay, l)
+		if err != nil {
+			return 0, fmt.Errorf("importing cache: %w", err)
+		}
+		layers = append(layers, store.Layer{DiffID: l.DiffID, Blob: l.Desc, Size: size})
+	}
+	if err := b.st.RecordLayers(layers...); err != nil {
+		return 0, fmt.Errorf("importing cache: recording layers: %w", err)
+	}
+	for i, rec := range todo {
+		rec.LastUsed = time.Time{} // imported now
+		if err := b.cache.Put(ctx, rec); err != nil {
+			for _, done := range todo[:i] {
+				b.cache.Delete(context.WithoutCancel(ctx), done.Key)
+			}
+			return 0, fmt.Errorf("importing cache: %w", err)
+		}
+	}
+	return len(todo), nil
+}
+
+// cacheRecordsToImport returns the layout's records the local cache lacks
+// (or holds without its layer), sorted by key.
+func (b *Builder) cacheRecordsToImport(ctx context.Context, lc *layoutCache) []cache.Record {
+	var todo []cache.Record
+	for k, rec := range lc.records {
+		if local, ok, err := b.cache.Lookup(ctx, k); err == nil && ok {
+			if local.Layer == nil {
+				continue
+			}
+			if _, has := b.st.Has(local.Layer.Desc.Digest); has {
+				continue
+			}
+		}
+		todo = append(todo, rec)
+	}
+	sort.Slice(todo, func(i, j int) bool { return todo[i].Key < todo[j].Key })
+	return todo
+}
+
+// importCacheLayer makes sure the store holds the layer a record uses and
+// returns its uncompressed size. A blob the store already knows as a form
+// of that diffID is trusted; anything else is read and checked.
+func importCacheLayer(ctx context.Context, st *store.Store, idx *store.Index, lay *output.Layout, l *cache.LayerRef) (int64, error) {
+	if _, ok := st.Has(l.Desc.Digest); ok {
+		if li, ok := idx.Layer(l.DiffID); ok && li.Size > 0 {
+			for _, bl := range li.Blobs {
+				if bl.Digest == l.Desc.Digest {
+					return li.Size, nil
+				}
+			}
+		}
+	}
+	return output.ImportLayer(ctx, st, lay, l.Desc, l.DiffID)
 }

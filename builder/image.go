@@ -3,10 +3,8 @@ package builder
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/builder-project/builder/internal/store"
-	"github.com/builder-project/builder/layer"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/specs-go"
@@ -19,12 +17,16 @@ type Config = dockerspec.DockerOCIImage
 
 // stored is an image read back from the store.
 type stored struct {
-	rec      *store.Image
+	rec      store.Image
 	manifest ocispec.Manifest
 	config   Config
+	// layers pairs each layer blob with its diffID and uncompressed size.
+	layers []store.Layer
 }
 
-func (b *Builder) readImage(ctx context.Context, rec *store.Image) (*stored, error) {
+// readImage reads the manifest and config of rec; idx gives the layers'
+// uncompressed sizes.
+func (b *Builder) readImage(ctx context.Context, idx *store.Index, rec store.Image) (*stored, error) {
 	s := &stored{rec: rec}
 	if err := b.st.ReadJSON(ctx, rec.Manifest.Digest, &s.manifest); err != nil {
 		return nil, fmt.Errorf("reading manifest of %s: %w", rec.ID, err)
@@ -35,7 +37,20 @@ func (b *Builder) readImage(ctx context.Context, rec *store.Image) (*stored, err
 	if len(s.manifest.Layers) != len(s.config.RootFS.DiffIDs) {
 		return nil, fmt.Errorf("image %s: manifest has %d layers but config has %d diff IDs", rec.ID, len(s.manifest.Layers), len(s.config.RootFS.DiffIDs))
 	}
+	for i, l := range s.manifest.Layers {
+		d := s.config.RootFS.DiffIDs[i]
+		s.layers = append(s.layers, store.Layer{DiffID: d, Blob: l, Size: idx.LayerSize(d, l)})
+	}
 	return s, nil
+}
+
+// size is the sum of the image's uncompressed layer sizes.
+func (s *stored) size() int64 {
+	var n int64
+	for _, l := range s.layers {
+		n += l.Size
+	}
+	return n
 }
 
 // resolve finds the image a reference names and reads it.
@@ -48,20 +63,14 @@ func (b *Builder) resolve(ctx context.Context, ref string) (*stored, error) {
 	if err != nil {
 		return nil, err
 	}
-	return b.readImage(ctx, rec)
+	return b.readImage(ctx, idx, rec)
 }
 
-// newImageLayer describes one layer of an image being assembled.
-type newImageLayer struct {
-	layer.Layer
-	Size int64 // uncompressed size, 0 if unknown
-}
-
-// commitImage writes config and manifest blobs for cfg and layers, records
-// the layers in the index and, unless blobsOnly, the image with tags
-// pointing at it. It returns the image ID and the manifest descriptor.
-// The config's rootfs is set from layers.
-func (b *Builder) commitImage(ctx context.Context, cfg Config, layers []newImageLayer, tags []string, parent digest.Digest, blobsOnly bool) (digest.Digest, ocispec.Descriptor, error) {
+// commitImage writes config and manifest blobs for cfg and layers, and
+// records the image with tags pointing at it, or, unless keep, only its
+// layers (an image that is exported but not kept). The config's rootfs is
+// set from layers. It returns the image ID and the manifest descriptor.
+func (b *Builder) commitImage(ctx context.Context, cfg Config, layers []store.Layer, tags []string, parent digest.Digest, keep bool) (digest.Digest, ocispec.Descriptor, error) {
 	cfg.RootFS = ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{}}
 	mf := ocispec.Manifest{
 		Versioned: specs.Versioned{SchemaVersion: 2},
@@ -70,7 +79,7 @@ func (b *Builder) commitImage(ctx context.Context, cfg Config, layers []newImage
 	}
 	for _, l := range layers {
 		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, l.DiffID)
-		mf.Layers = append(mf.Layers, l.Desc)
+		mf.Layers = append(mf.Layers, l.Blob)
 	}
 	cdesc, err := b.st.WriteJSON(ctx, ocispec.MediaTypeImageConfig, cfg)
 	if err != nil {
@@ -81,45 +90,13 @@ func (b *Builder) commitImage(ctx context.Context, cfg Config, layers []newImage
 	if err != nil {
 		return "", ocispec.Descriptor{}, fmt.Errorf("writing image manifest: %w", err)
 	}
-	now := time.Now().UTC()
-	err = b.st.Update(func(idx *store.Index) error {
-		for _, l := range layers {
-			idx.AddLayer(l.DiffID, l.Size, l.Desc)
-		}
-		if blobsOnly {
-			return nil
-		}
-		rec := idx.Images[cdesc.Digest]
-		if rec == nil {
-			rec = &store.Image{ID: cdesc.Digest, Manifest: mdesc, Created: now, Parent: parent}
-			idx.Images[cdesc.Digest] = rec
-		}
-		for _, t := range tags {
-			idx.Tags[t] = cdesc.Digest
-			rec.LastTagTime = now
-		}
-		return nil
-	})
+	if keep {
+		err = b.st.PutImage(ctx, store.NewImage{ID: cdesc.Digest, Manifest: mdesc, Parent: parent, Layers: layers}, tags)
+	} else {
+		err = b.st.RecordLayers(layers...)
+	}
 	if err != nil {
 		return "", ocispec.Descriptor{}, fmt.Errorf("recording image: %w", err)
 	}
 	return cdesc.Digest, mdesc, nil
-}
-
-// layerSize returns the uncompressed size of a layer if known, else its blob size.
-func layerSize(idx *store.Index, diffID digest.Digest, blob ocispec.Descriptor) int64 {
-	if li := idx.Layers[diffID]; li != nil && li.Size > 0 {
-		return li.Size
-	}
-	return blob.Size
-}
-
-// readManifest reads the image a manifest descriptor names, whether or not
-// the index records it (a build whose result is only exported is not).
-func (b *Builder) readManifest(ctx context.Context, desc ocispec.Descriptor) (*stored, error) {
-	var mf ocispec.Manifest
-	if err := b.st.ReadJSON(ctx, desc.Digest, &mf); err != nil {
-		return nil, fmt.Errorf("reading manifest %s: %w", desc.Digest, err)
-	}
-	return b.readImage(ctx, &store.Image{ID: mf.Config.Digest, Manifest: desc})
 }

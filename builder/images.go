@@ -43,12 +43,12 @@ func (b *Builder) Images(ctx context.Context, opts ImagesOptions) ([]ImageSummar
 		return nil, err
 	}
 	var out []ImageSummary
-	for _, rec := range idx.Images {
-		img, err := b.readImage(ctx, rec)
+	for _, rec := range idx.Images() {
+		img, err := b.readImage(ctx, idx, rec)
 		if err != nil {
 			return nil, err
 		}
-		s := ImageSummary{ID: rec.ID.String(), RepoDigests: append([]string{}, rec.RepoDigests...), Labels: img.config.Config.Labels}
+		s := ImageSummary{ID: rec.ID.String(), RepoDigests: append([]string{}, rec.RepoDigests...), Labels: img.config.Config.Labels, Size: img.size()}
 		for _, t := range idx.TagsOf(rec.ID) {
 			s.RepoTags = append(s.RepoTags, store.FamiliarRef(t))
 		}
@@ -60,9 +60,6 @@ func (b *Builder) Images(ctx context.Context, opts ImagesOptions) ([]ImageSummar
 			s.Created = *img.config.Created
 		} else {
 			s.Created = rec.Created
-		}
-		for i, l := range img.manifest.Layers {
-			s.Size += layerSize(idx, img.config.RootFS.DiffIDs[i], l)
 		}
 		if !opts.keep(s) {
 			continue
@@ -117,15 +114,7 @@ func (b *Builder) Tag(ctx context.Context, src, dst string) error {
 	if err != nil {
 		return err
 	}
-	return b.st.Update(func(idx *store.Index) error {
-		rec, err := idx.Resolve(src)
-		if err != nil {
-			return err
-		}
-		idx.Tags[tags[0]] = rec.ID
-		rec.LastTagTime = time.Now().UTC()
-		return nil
-	})
+	return b.st.Tag(src, tags[0])
 }
 
 // RemoveResult reports what Remove did, in docker's words: each entry is
@@ -143,38 +132,14 @@ func (b *Builder) Remove(ctx context.Context, refs []string, force bool) (Remove
 	var res RemoveResult
 	var errs []error
 	for _, ref := range refs {
-		err := b.st.Update(func(idx *store.Index) error {
-			rec, err := idx.Resolve(ref)
-			if err != nil {
-				return err
-			}
-			tags := idx.TagsOf(rec.ID)
-			byTag := false
-			if n, err := store.NormalizeRef(ref); err == nil && idx.Tags[n] == rec.ID {
-				byTag = true
-				delete(idx.Tags, n)
-				res.Untagged = append(res.Untagged, store.FamiliarRef(n))
-				if len(tags) > 1 {
-					return nil
-				}
-			} else if len(tags) > 1 && !force {
-				return fmt.Errorf("%w: unable to delete %s (must be forced) - image is referenced in multiple repositories", ErrConflict, shortID(rec.ID))
-			}
-			if !byTag {
-				for _, t := range tags {
-					delete(idx.Tags, t)
-					res.Untagged = append(res.Untagged, store.FamiliarRef(t))
-				}
-			}
-			for _, rd := range rec.RepoDigests {
-				res.Untagged = append(res.Untagged, store.FamiliarRef(rd))
-			}
-			delete(idx.Images, rec.ID)
-			res.Deleted = append(res.Deleted, rec.ID.String())
-			return nil
-		})
+		r, err := b.st.Remove(ref, force)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("removing %s: %w", ref, err))
+			continue
+		}
+		res.Untagged = append(res.Untagged, r.Untagged...)
+		for _, id := range r.Deleted {
+			res.Deleted = append(res.Deleted, id.String())
 		}
 	}
 	if len(res.Deleted) > 0 {

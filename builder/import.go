@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/builder-project/builder/internal/store"
 	"github.com/builder-project/builder/layer"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -52,7 +53,7 @@ func (b *Builder) Import(ctx context.Context, r io.Reader, opts ImportOptions) (
 		return "", err
 	}
 	defer lease.Release()
-	l, size, err := b.writeLayer(ctx, func(w io.Writer) error {
+	l, err := b.writeLayer(ctx, func(w io.Writer) error {
 		_, err := io.Copy(w, plain)
 		return err
 	})
@@ -64,7 +65,7 @@ func (b *Builder) Import(ctx context.Context, r io.Reader, opts ImportOptions) (
 		src = "-"
 	}
 	cfg.History = []ocispec.History{{Created: &now, CreatedBy: "builder import " + src, Comment: opts.Message}}
-	id, _, err := b.commitImage(ctx, cfg, []newImageLayer{{Layer: l, Size: size}}, tags, "", false)
+	id, _, err := b.commitImage(ctx, cfg, []store.Layer{{DiffID: l.DiffID, Blob: l.Desc, Size: l.Size}}, tags, "", true)
 	if err != nil {
 		return "", err
 	}
@@ -76,16 +77,11 @@ func (b *Builder) Import(ctx context.Context, r io.Reader, opts ImportOptions) (
 // compressed blob beside the diffID.
 const localCompression = layer.Uncompressed
 
-// writeLayer streams the tar gen writes into a new layer blob and returns
-// it with its uncompressed size.
-func (b *Builder) writeLayer(ctx context.Context, gen func(io.Writer) error) (layer.Layer, int64, error) {
+// writeLayer streams the tar gen writes into a new layer blob.
+func (b *Builder) writeLayer(ctx context.Context, gen func(io.Writer) error) (layer.Layer, error) {
 	w, err := b.st.Ingest(ctx)
 	if err != nil {
-		return layer.Layer{}, 0, err
+		return layer.Layer{}, err
 	}
-	l, err := layer.Write(ctx, w, localCompression, gen)
-	if err != nil {
-		return layer.Layer{}, 0, err
-	}
-	return l, l.Size, nil
+	return layer.Write(ctx, w, localCompression, gen)
 }

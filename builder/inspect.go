@@ -58,7 +58,7 @@ func (b *Builder) Inspect(ctx context.Context, refs []string) ([]InspectResult, 
 		if err != nil {
 			return nil, err
 		}
-		img, err := b.readImage(ctx, rec)
+		img, err := b.readImage(ctx, idx, rec)
 		if err != nil {
 			return nil, err
 		}
@@ -85,10 +85,10 @@ func (b *Builder) Inspect(ctx context.Context, refs []string) ([]InspectResult, 
 		if n := len(c.History); n > 0 {
 			r.Comment = c.History[n-1].Comment
 		}
-		for i, d := range c.RootFS.DiffIDs {
+		for _, d := range c.RootFS.DiffIDs {
 			r.RootFS.Layers = append(r.RootFS.Layers, d.String())
-			r.Size += layerSize(idx, d, img.manifest.Layers[i])
 		}
+		r.Size = img.size()
 		if !rec.LastTagTime.IsZero() {
 			r.Metadata.LastTagTime = rec.LastTagTime.Format(time.RFC3339Nano)
 		}
@@ -119,7 +119,7 @@ func (b *Builder) History(ctx context.Context, ref string) ([]HistoryEntry, erro
 	if err != nil {
 		return nil, err
 	}
-	img, err := b.readImage(ctx, rec)
+	img, err := b.readImage(ctx, idx, rec)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +131,7 @@ func (b *Builder) History(ctx context.Context, ref string) ([]HistoryEntry, erro
 			e.Created = *h.Created
 		}
 		if !h.EmptyLayer && li < len(img.manifest.Layers) {
-			e.Size = layerSize(idx, img.config.RootFS.DiffIDs[li], img.manifest.Layers[li])
+			e.Size = img.layers[li].Size
 			li++
 		}
 		out = append(out, e)

@@ -19,6 +19,9 @@ const (
 	Warning
 	// BuildDone: the build finished (Message holds a summary).
 	BuildDone
+	// Info: a message about the build worth showing (Message), such as
+	// how many cache entries --cache-from imported.
+	Info
 )
 
 // Event is one progress report of a build. The library never writes to the
@@ -38,7 +41,7 @@ type Event struct {
 	Duration time.Duration
 	// Err is the step's error, for StepDone.
 	Err error
-	// Message is the text of Warning and BuildDone.
+	// Message is the text of Warning, BuildDone and Info.
 	Message string
 	// Time is when the event happened.
 	Time time.Time

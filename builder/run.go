@@ -58,7 +58,7 @@ func (b *Builder) Run(ctx context.Context, opts RunOptions) (int, error) {
 	if opts.Workdir != "" {
 		spec.Cwd = opts.Workdir
 	}
-	ex, err := executor.New(opts.Runtime)
+	ex, err := b.executor(opts.Runtime)
 	if err != nil {
 		return 0, err
 	}
@@ -67,16 +67,12 @@ func (b *Builder) Run(ctx context.Context, opts RunOptions) (int, error) {
 		return 0, err
 	}
 	defer lease.Release()
-	lowers, err := b.lowerDirs(ctx, img.manifest.Layers, img.config.RootFS.DiffIDs)
-	if err != nil {
-		return 0, err
-	}
-	a, err := b.st.Snapshots().Prepare(ctx, "")
+	a, err := b.st.Snapshots().Prepare(ctx, "", img.layers)
 	if err != nil {
 		return 0, err
 	}
 	defer a.Remove()
-	spec.Lowers, spec.Upper, spec.Work = lowers, a.Upper, a.Work
+	spec.Lowers, spec.Upper, spec.Work = a.Lowers, a.Upper, a.Work
 	err = ex.Run(ctx, spec, executor.IO{Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr})
 	if ee, ok := err.(*executor.ExitError); ok {
 		return ee.Code, nil

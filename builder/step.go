@@ -16,6 +16,7 @@ import (
 	"github.com/builder-project/builder/layer"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	digest "github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/identity"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -31,7 +32,7 @@ type plan interface {
 	key() cache.KeyInput
 	// execute performs the step on res: it changes the config and returns
 	// the step's layer, nil when the filesystem did not change.
-	execute(ctx context.Context, bd *build, res *stageResult, ev Event) (*newImageLayer, error)
+	execute(ctx context.Context, bd *build, res *stageResult, ev Event) (*store.Layer, error)
 	// createdBy is the step's history entry.
 	createdBy() string
 }
@@ -73,7 +74,7 @@ func (bd *build) runStep(ctx context.Context, s *dockerfile.Stage, res *stageRes
 	if rec, cfg, ok := bd.lookup(ctx, res, key); ok {
 		res.cfg = cfg
 		if rec.Layer != nil {
-			res.layers = append(res.layers, newImageLayer{Layer: layer.Layer{Desc: rec.Layer.Desc, DiffID: rec.Layer.DiffID}, Size: rec.Size})
+			res.layers = append(res.layers, store.Layer{DiffID: rec.Layer.DiffID, Blob: rec.Layer.Desc, Size: rec.Size})
 		}
 		res.scopeCfg()
 		res.key = resultKey(key, rec.Layer)
@@ -134,14 +135,14 @@ func (bd *build) lookup(ctx context.Context, res *stageResult, key digest.Digest
 }
 
 // record stores what a step produced under key and returns the record.
-func (bd *build) record(ctx context.Context, res *stageResult, key digest.Digest, createdBy string, l *newImageLayer) (cache.Record, error) {
+func (bd *build) record(ctx context.Context, res *stageResult, key digest.Digest, createdBy string, l *store.Layer) (cache.Record, error) {
 	data, err := json.Marshal(res.cfg)
 	if err != nil {
 		return cache.Record{}, err
 	}
 	rec := cache.Record{Key: key, Config: data, CreatedBy: createdBy, EmptyLayer: l == nil, Created: time.Now().UTC()}
 	if l != nil {
-		rec.Layer = &cache.LayerRef{Desc: l.Desc, DiffID: l.DiffID, ChainID: layer.ChainID(res.diffIDs())}
+		rec.Layer = &cache.LayerRef{Desc: l.Blob, DiffID: l.DiffID, ChainID: identity.ChainID(res.diffIDs())}
 		rec.Size = l.Size
 	}
 	return rec, bd.b.cache.Put(ctx, rec)
@@ -151,76 +152,44 @@ func (bd *build) record(ctx context.Context, res *stageResult, key digest.Digest
 // with its lowers, upper and work dirs, and turns what fn left in the
 // upperdir into the step's layer (nil when nothing changed). Step events
 // are reported around it.
-func (bd *build) withSnapshot(ctx context.Context, res *stageResult, ev Event, fn func(lowers []string, upper, work string, logs *logWriter) error) (*newImageLayer, error) {
+func (bd *build) withSnapshot(ctx context.Context, res *stageResult, ev Event, fn func(lowers []string, upper, work string, logs *logWriter) error) (*store.Layer, error) {
 	start := time.Now()
 	ev.Kind = StepStarted
 	bd.ev.emit(ev)
 	bd.count(false)
-	lo, err := bd.b.lowerDirs(ctx, layerDescs(res.layers), res.diffIDs())
-	if err != nil {
-		return nil, err
-	}
-	a, err := bd.b.st.Snapshots().Prepare(ctx, "")
-	if err != nil {
-		return nil, err
-	}
-	committed := false
-	defer func() {
-		if !committed {
-			a.Remove()
-		}
-	}()
-	logs := &logWriter{e: bd.ev, base: ev}
-	err = fn(lo, a.Upper, a.Work, logs)
-	if err == nil {
-		var l *newImageLayer
-		l, committed, err = bd.commitUpper(ctx, res, a, lo)
-		if err == nil {
-			ev.Kind, ev.Duration = StepDone, time.Since(start)
-			bd.ev.emit(ev)
-			return l, nil
-		}
-	}
+	l, err := bd.snapshotStep(ctx, res, ev, fn)
 	ev.Kind, ev.Duration, ev.Err = StepDone, time.Since(start), err
 	bd.ev.emit(ev)
-	return nil, err
+	return l, err
 }
 
-// commitUpper turns an upperdir into the step's layer and commits the
-// snapshot under the new chain ID. An empty upperdir gives no layer.
-func (bd *build) commitUpper(ctx context.Context, res *stageResult, a *store.Active, lowers []string) (*newImageLayer, bool, error) {
-	entries, err := os.ReadDir(a.Upper)
+func (bd *build) snapshotStep(ctx context.Context, res *stageResult, ev Event, fn func(lowers []string, upper, work string, logs *logWriter) error) (*store.Layer, error) {
+	a, err := bd.b.st.Snapshots().Prepare(ctx, "", res.layers)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	if len(entries) == 0 {
-		return nil, false, nil
+	defer a.Remove() // a no-op once committed
+	if err := fn(a.Lowers, a.Upper, a.Work, &logWriter{e: bd.ev, base: ev}); err != nil {
+		return nil, err
 	}
-	l, size, err := bd.b.writeLayer(ctx, func(w io.Writer) error {
-		return layer.Diff(ctx, a.Upper, layer.DiffOptions{Lowers: lowers}, w)
+	entries, err := os.ReadDir(a.Upper)
+	if err != nil || len(entries) == 0 {
+		return nil, err // an empty upperdir gives no layer
+	}
+	l, err := bd.b.writeLayer(ctx, func(w io.Writer) error {
+		return layer.Diff(ctx, a.Upper, layer.DiffOptions{Lowers: a.Lowers}, w)
 	})
 	if err != nil {
-		return nil, false, fmt.Errorf("writing layer: %w", err)
+		return nil, fmt.Errorf("writing layer: %w", err)
 	}
-	chain := layer.ChainID(append(res.diffIDs(), l.DiffID))
-	if _, err := a.Commit(chain); err != nil {
-		return nil, false, err
+	if _, err := a.Commit(ctx, l.DiffID); err != nil {
+		return nil, err
 	}
-	if err := bd.b.st.Update(func(idx *store.Index) error {
-		idx.AddLayer(l.DiffID, size, l.Desc)
-		return nil
-	}); err != nil {
-		return nil, true, err
+	sl := store.Layer{DiffID: l.DiffID, Blob: l.Desc, Size: l.Size}
+	if err := bd.b.st.RecordLayers(sl); err != nil {
+		return nil, err
 	}
-	return &newImageLayer{Layer: l, Size: size}, true, nil
-}
-
-func layerDescs(ls []newImageLayer) []ocispec.Descriptor {
-	out := make([]ocispec.Descriptor, len(ls))
-	for i, l := range ls {
-		out[i] = l.Desc
-	}
-	return out
+	return &sl, nil
 }
 
 // hostPlatform is the platform every step runs on and is keyed with.

@@ -9,6 +9,7 @@ import (
 	"github.com/builder-project/builder/dockerfile"
 	"github.com/builder-project/builder/executor"
 	"github.com/builder-project/builder/internal/copier"
+	"github.com/builder-project/builder/internal/store"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	digest "github.com/opencontainers/go-digest"
 )
@@ -86,15 +87,15 @@ func (p *copyPlan) createdBy() string { return p.history }
 
 // execute copies the sources into the merged root filesystem of the stage,
 // mounted by the executor; a source stage or image is mounted read-only.
-func (p *copyPlan) execute(ctx context.Context, bd *build, res *stageResult, ev Event) (*newImageLayer, error) {
+func (p *copyPlan) execute(ctx context.Context, bd *build, res *stageResult, ev Event) (*store.Layer, error) {
 	var srcLowers []string
 	var err error
 	switch {
 	case p.stage != nil:
 		src := bd.result(p.stage)
-		srcLowers, err = bd.b.lowerDirs(ctx, layerDescs(src.layers), src.diffIDs())
+		srcLowers, err = bd.b.st.Snapshots().View(ctx, src.layers)
 	case p.image != nil:
-		srcLowers, err = bd.b.lowerDirs(ctx, p.image.manifest.Layers, p.image.config.RootFS.DiffIDs)
+		srcLowers, err = bd.b.st.Snapshots().View(ctx, p.image.layers)
 	}
 	if err != nil {
 		return nil, err

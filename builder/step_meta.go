@@ -8,6 +8,7 @@ import (
 
 	"github.com/builder-project/builder/cache"
 	"github.com/builder-project/builder/dockerfile"
+	"github.com/builder-project/builder/internal/store"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 )
 
@@ -32,7 +33,7 @@ func (p *metaPlan) key() cache.KeyInput {
 
 func (p *metaPlan) createdBy() string { return p.history }
 
-func (p *metaPlan) execute(_ context.Context, bd *build, res *stageResult, ev Event) (*newImageLayer, error) {
+func (p *metaPlan) execute(_ context.Context, bd *build, res *stageResult, ev Event) (*store.Layer, error) {
 	start := time.Now()
 	if _, err := applyConfig(&res.cfg, &res.cst, p.cmd); err != nil {
 		return nil, err
@@ -58,7 +59,7 @@ func (p *argPlan) key() cache.KeyInput {
 
 func (p *argPlan) createdBy() string { return dockerfile.ArgString(p.cmd) }
 
-func (p *argPlan) execute(_ context.Context, bd *build, _ *stageResult, ev Event) (*newImageLayer, error) {
+func (p *argPlan) execute(_ context.Context, bd *build, _ *stageResult, ev Event) (*store.Layer, error) {
 	bd.metaStep(ev, time.Now())
 	return nil, nil
 }

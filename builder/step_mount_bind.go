@@ -25,9 +25,9 @@ func (mp *mountPlan) bindMount(ctx context.Context, bd *build, spec *executor.Sp
 		var err error
 		if mp.stage != nil {
 			from := bd.result(mp.stage)
-			lowers, err = bd.b.lowerDirs(ctx, layerDescs(from.layers), from.diffIDs())
+			lowers, err = bd.b.st.Snapshots().View(ctx, from.layers)
 		} else {
-			lowers, err = bd.b.lowerDirs(ctx, mp.image.manifest.Layers, mp.image.config.RootFS.DiffIDs)
+			lowers, err = bd.b.st.Snapshots().View(ctx, mp.image.layers)
 		}
 		if err != nil {
 			return nil, err

@@ -12,6 +12,7 @@ import (
 	"github.com/builder-project/builder/cache"
 	"github.com/builder-project/builder/dockerfile"
 	"github.com/builder-project/builder/executor"
+	"github.com/builder-project/builder/internal/store"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 )
 
@@ -90,7 +91,7 @@ func (p *runPlan) key() cache.KeyInput {
 func (p *runPlan) createdBy() string { return p.history }
 
 // execute runs the process in a fresh container on the stage's layers.
-func (p *runPlan) execute(ctx context.Context, bd *build, res *stageResult, ev Event) (*newImageLayer, error) {
+func (p *runPlan) execute(ctx context.Context, bd *build, res *stageResult, ev Event) (*store.Layer, error) {
 	spec := executor.Spec{Args: p.argv, Env: append(append([]string(nil), p.env...), p.proxyEnv...), Cwd: p.cwd, User: p.user, Network: p.network}
 	var cleanups []func()
 	defer func() {

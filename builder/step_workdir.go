@@ -8,6 +8,7 @@ import (
 	"github.com/builder-project/builder/cache"
 	"github.com/builder-project/builder/dockerfile"
 	"github.com/builder-project/builder/executor"
+	"github.com/builder-project/builder/internal/store"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 )
 
@@ -30,7 +31,7 @@ func (p *workdirPlan) key() cache.KeyInput {
 
 func (p *workdirPlan) createdBy() string { return p.history }
 
-func (p *workdirPlan) execute(ctx context.Context, bd *build, res *stageResult, ev Event) (*newImageLayer, error) {
+func (p *workdirPlan) execute(ctx context.Context, bd *build, res *stageResult, ev Event) (*store.Layer, error) {
 	res.cfg.Config.WorkingDir = p.dir
 	rel := strings.TrimPrefix(p.dir, "/")
 	return bd.withSnapshot(ctx, res, ev, func(lowers []string, upper, work string, _ *logWriter) error {

@@ -100,10 +100,3 @@ func (a dockerArchive) Export(ctx context.Context, p Provider, imgs ...Image) er
 	}
 	return tw.finish(ctx, p, pl.blobs)
 }
-
-// WriteDockerArchive streams a docker-archive of imgs, read from st, to w.
-//
-// Deprecated: use DockerArchive(w).Export(ctx, st, imgs...), which it calls.
-func WriteDockerArchive(ctx context.Context, st *store.Store, w io.Writer, imgs []Image) error {
-	return DockerArchive(w).Export(ctx, st, imgs...)
-}

@@ -7,8 +7,6 @@ import (
 	"io"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-
-	"github.com/builder-project/builder/internal/store"
 )
 
 // OCIArchive returns an Exporter that streams an OCI image-layout tar of its
@@ -40,13 +38,6 @@ func (a ociArchive) Export(ctx context.Context, p Provider, imgs ...Image) error
 		return err
 	}
 	return tw.finish(ctx, p, pl.blobs)
-}
-
-// WriteOCIArchive streams an OCI image-layout tar of imgs, read from st, to w.
-//
-// Deprecated: use OCIArchive(w).Export(ctx, st, imgs...), which it calls.
-func WriteOCIArchive(ctx context.Context, st *store.Store, w io.Writer, imgs []Image) error {
-	return OCIArchive(w).Export(ctx, st, imgs...)
 }
 
 // layoutVersionFile is the content of an oci-layout file.

@@ -60,21 +60,26 @@ func openInput(name string) (io.Reader, func(), error) {
 
 func cmdLoad(ctx context.Context, g *globals, args []string) error {
 	fs := g.flags("load")
-	input := fs.StringP("input", "i", "-", "read from this archive file instead of standard input")
+	input := fs.StringP("input", "i", "-", "read from this archive file, or OCI layout directory (DIR or oci:DIR), instead of standard input")
 	quiet := fs.BoolP("quiet", "q", false, "suppress the load output")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	in, closeIn, err := openInput(*input)
-	if err != nil {
-		return err
-	}
-	defer closeIn()
 	b, err := g.open()
 	if err != nil {
 		return err
 	}
-	loaded, err := b.Load(ctx, in)
+	var loaded []builder.LoadedImage
+	if dir, ok := layoutDir(*input); ok {
+		loaded, err = b.LoadLayout(ctx, dir)
+	} else {
+		in, closeIn, oerr := openInput(*input)
+		if oerr != nil {
+			return oerr
+		}
+		defer closeIn()
+		loaded, err = b.Load(ctx, in)
+	}
 	if err != nil {
 		return fmt.Errorf("loading %s: %w", *input, err)
 	}
@@ -89,6 +94,16 @@ func cmdLoad(ctx context.Context, g *globals, args []string) error {
 		}
 	}
 	return nil
+}
+
+// layoutDir reports whether a load input names an OCI image layout
+// directory: "oci:DIR", as skopeo writes it, or a path that is a directory.
+func layoutDir(input string) (string, bool) {
+	if dir, ok := strings.CutPrefix(input, "oci:"); ok {
+		return dir, true
+	}
+	fi, err := os.Stat(input)
+	return input, err == nil && fi.IsDir()
 }
 
 func cmdSave(ctx context.Context, g *globals, args []string) error {

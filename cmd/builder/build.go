@@ -17,40 +17,6 @@ func init() {
 	register("build", "Build an image from a Dockerfile", cmdBuild)
 }
 
-// output is one --output destination.
-type output struct{ typ, dest string }
-
-func parseOutput(s string) (output, error) {
-	o := output{}
-	if !strings.Contains(s, "=") {
-		return output{typ: "local", dest: s}, nil // docker's shorthand: -o DIR
-	}
-	for _, kv := range strings.Split(s, ",") {
-		k, v, _ := strings.Cut(kv, "=")
-		switch strings.TrimSpace(k) {
-		case "type":
-			o.typ = v
-		case "dest":
-			o.dest = v
-		default:
-			return o, fmt.Errorf("--output: unknown key %q", k)
-		}
-	}
-	switch o.typ {
-	case "image", "registry":
-		if o.typ == "registry" {
-			return o, fmt.Errorf("--output type=registry: registry push is not available yet")
-		}
-	case "oci", "docker", "local", "tar":
-		if o.dest == "" {
-			return o, fmt.Errorf("--output type=%s needs dest=PATH", o.typ)
-		}
-	default:
-		return o, fmt.Errorf("--output: unknown type %q (want image, oci, docker, local or tar)", o.typ)
-	}
-	return o, nil
-}
-
 func cmdBuild(ctx context.Context, g *globals, args []string) error {
 	fs := g.flags("build")
 	tags := fs.StringArrayP("tag", "t", nil, "name and optionally a tag (name:tag)")
@@ -75,11 +41,6 @@ func cmdBuild(ctx context.Context, g *globals, args []string) error {
 	}
 	if fs.NArg() != 1 {
 		return fmt.Errorf("\"builder build\" requires exactly 1 argument: CONTEXT (a directory)")
-	}
-	switch *network {
-	case "default", "none", "host":
-	default:
-		return fmt.Errorf("--network %q: want default, none or host", *network)
 	}
 	opts := builder.BuildOptions{
 		ContextDir: fs.Arg(0), Tags: *tags, Target: *target, NoCache: *noCache, NoCacheFilter: *noCacheFilter,
@@ -135,19 +96,27 @@ func cmdBuild(ctx context.Context, g *globals, args []string) error {
 	default:
 		opts.Dockerfile = *file
 	}
-	var outs []output
 	for _, o := range *outputs {
-		out, err := parseOutput(o)
+		out, err := builder.ParseOutput(o)
 		if err != nil {
 			return err
 		}
-		outs = append(outs, out)
+		opts.Outputs = append(opts.Outputs, out)
 	}
-	storeImage := len(outs) == 0
-	for _, o := range outs {
-		storeImage = storeImage || o.typ == "image"
+	for _, c := range *cacheFrom {
+		dir, err := builder.ParseCacheDir(c, "src")
+		if err != nil {
+			return fmt.Errorf("--cache-from: %w", err)
+		}
+		opts.CacheFrom = append(opts.CacheFrom, dir)
 	}
-	opts.NoStore = !storeImage
+	for _, c := range *cacheTo {
+		dir, err := builder.ParseCacheDir(c, "dest")
+		if err != nil {
+			return fmt.Errorf("--cache-to: %w", err)
+		}
+		opts.CacheTo = append(opts.CacheTo, dir)
+	}
 	mode := *progress
 	if *quiet {
 		mode = "quiet"
@@ -157,48 +126,14 @@ func cmdBuild(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 	opts.Progress = r.event
-	var fromDirs, toDirs []string
-	for _, c := range *cacheFrom {
-		dir, err := parseCacheDir(c, "src")
-		if err != nil {
-			return fmt.Errorf("--cache-from: %w", err)
-		}
-		fromDirs = append(fromDirs, dir)
-	}
-	for _, c := range *cacheTo {
-		dir, err := parseCacheDir(c, "dest")
-		if err != nil {
-			return fmt.Errorf("--cache-to: %w", err)
-		}
-		toDirs = append(toDirs, dir)
-	}
 	b, err := g.open()
 	if err != nil {
 		return err
-	}
-	for _, dir := range fromDirs {
-		n, err := b.ImportCache(ctx, dir)
-		if err != nil {
-			// As docker does, an unusable cache source is a warning.
-			fmt.Fprintf(os.Stderr, "WARNING: importing cache from %s: %v\n", dir, err)
-		} else if mode != "quiet" {
-			fmt.Fprintf(os.Stderr, "imported %d cache entries from %s\n", n, dir)
-		}
 	}
 	res, err := b.Build(ctx, opts)
 	r.close()
 	if err != nil {
 		return buildError(err, opts)
-	}
-	for _, o := range outs {
-		if err := exportOutput(ctx, b, res, o, *tags); err != nil {
-			return err
-		}
-	}
-	for _, dir := range toDirs {
-		if err := b.ExportCache(ctx, dir, nil); err != nil {
-			return fmt.Errorf("exporting cache to %s: %w", dir, err)
-		}
 	}
 	if *iidfile != "" {
 		if err := os.WriteFile(*iidfile, []byte(res.ID.String()), 0o644); err != nil {
@@ -212,23 +147,6 @@ func cmdBuild(ctx context.Context, g *globals, args []string) error {
 		for _, t := range *tags {
 			fmt.Fprintf(os.Stderr, "Successfully tagged %s\n", t)
 		}
-	}
-	return nil
-}
-
-func exportOutput(ctx context.Context, b *builder.Builder, res *builder.BuildResult, o output, tags []string) error {
-	switch o.typ {
-	case "oci", "docker":
-		return writeOutput(o.dest, func(w io.Writer) error {
-			return b.SaveManifest(ctx, w, builder.ArchiveFormat(o.typ), res.Manifest, tags)
-		})
-	case "tar":
-		return writeOutput(o.dest, func(w io.Writer) error { return b.ExportManifest(ctx, w, res.Manifest) })
-	case "local":
-		if err := os.MkdirAll(o.dest, 0o755); err != nil {
-			return err
-		}
-		return b.ExportManifestDir(ctx, o.dest, res.Manifest)
 	}
 	return nil
 }
@@ -304,32 +222,4 @@ func parseSecret(s string) (string, builder.SecretSource, error) {
 		return id, builder.SecretSource{File: src}, nil
 	}
 	return id, builder.SecretSource{Env: id}, nil
-}
-
-// parseCacheDir parses a --cache-from/--cache-to value of type local and
-// returns its directory (key is "src" or "dest").
-func parseCacheDir(s, key string) (string, error) {
-	typ, dir := "", ""
-	for _, kv := range strings.Split(s, ",") {
-		k, v, _ := strings.Cut(kv, "=")
-		switch k {
-		case "type":
-			typ = v
-		case key:
-			dir = v
-		case "mode", "compression", "oci-mediatypes", "ignore-error":
-			// accepted for compatibility; a local export always holds every record
-		default:
-			return "", fmt.Errorf("%q: unknown key %q", s, k)
-		}
-	}
-	switch {
-	case typ == "registry":
-		return "", fmt.Errorf("%q: registry caches are not available yet", s)
-	case typ != "local":
-		return "", fmt.Errorf("%q: want type=local,%s=DIR", s, key)
-	case dir == "":
-		return "", fmt.Errorf("%q: %s=DIR is required", s, key)
-	}
-	return dir, nil
 }

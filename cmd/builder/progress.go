@@ -61,7 +61,7 @@ func (r *renderer) event(ev builder.Event) {
 	case builder.Warning:
 		r.clear()
 		fmt.Fprintf(r.w, "WARNING: %s\n", ev.Message)
-	case builder.BuildDone:
+	case builder.BuildDone, builder.Info:
 		r.clear()
 		fmt.Fprintf(r.w, "%s\n", ev.Message)
 	case builder.StepStarted:

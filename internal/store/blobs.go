@@ -270,8 +270,8 @@ func (s *Store) Blobs() (map[digest.Digest]int64, error) {
 	return out, nil
 }
 
-// DeleteBlob removes a blob. Callers hold the GC lock (see LockGC).
-func (s *Store) DeleteBlob(d digest.Digest) error {
+// deleteBlob removes a blob. Callers hold the GC lock exclusively.
+func (s *Store) deleteBlob(d digest.Digest) error {
 	p, err := s.blobPath(d)
 	if err != nil {
 		return err

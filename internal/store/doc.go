@@ -1,18 +1,34 @@
 // Package store owns builder's on-disk state: content-addressed blobs with
-// atomic ingest, the image and tag index, and unpacked layer snapshots.
+// atomic ingest, the image and tag index with the operations that change it
+// (PutImage, Tag, Remove, Prune, …), unpacked layer snapshots, garbage
+// collection, and the directories of the build cache and cache mounts.
 //
 // Layout under the root directory:
 //
-//	blobs/sha256/<hex>   committed blobs (layers, configs, manifests)
-//	ingest/<id>/         blobs being written; each holds a lock while its writer lives
-//	snapshots/<hex>      committed snapshots, named by chain ID, in overlay format
-//	active/<id>/         active snapshots: upper/ and work/ of a running step or container
-//	index.json           images, tags and the diffID → blob map, replaced atomically
-//	index.lock           serializes updates of index.json across processes
-//	gc.lock              shared by builds, exclusive for garbage collection
+//	blobs/sha256/<hex>        committed blobs (layers, configs, manifests, indexes), read-only
+//	ingest/<id>/data          a blob being written
+//	ingest/<id>.lock          held by the ingest's writer while it lives
+//	snapshots/<hex>/          committed snapshots, named by chain ID, in overlay format
+//	snapshots/new-*/          a snapshot being deleted
+//	active/<name>/upper/      an active snapshot's overlay upperdir,
+//	active/<name>/work/       its overlay workdir,
+//	active/<name>/persistent  and, for a persistent one, its marker: the parent layers as JSON
+//	active/<name>.lock        held while an ephemeral (e-<id>) snapshot's process lives
+//	tmp/<prefix><id>/         temporary work directories (TempDir) on the store's filesystem
+//	tmp/<prefix><id>.lock     held while the temporary directory's process lives
+//	cache/records/<alg>/<hex>.json  the build cache: one record per cache key
+//	cache/context/            the build cache's per-context checksum indexes
+//	mounts/cache/<hex>/       the directory of a RUN --mount=type=cache, named by the sha256 of its id
+//	mounts/cache/<hex>.lock   held by the step using it with sharing=locked
+//	index.json                images, tags and the diffID → blob map, replaced atomically
+//	.tmp-index.json-*         index.json being written, under index.lock
+//	index.lock                serializes updates of index.json across processes
+//	gc.lock                   shared by builds (Lease), exclusive for garbage collection (Collect)
 //
 // Every write becomes visible by rename after fsync, so a process killed at any
-// instant leaves no half-written blob or index. Open removes what such a
-// process left behind: ingests and ephemeral active snapshots whose lock is
-// no longer held.
+// instant leaves no half-written blob, snapshot or index. Open removes what
+// such a process left behind: ingests, temporary directories and ephemeral
+// active snapshots whose lock is no longer held, snapshots/new-*, and
+// index.json's temporary files, and temporary files under cache/ (named
+// .tmp-*, as the cache writes them) older than an hour.
 package store

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -16,9 +18,19 @@ import (
 	"github.com/builder-project/builder/internal/atomicfile"
 )
 
-// Index is the store's table of images, tags and layers. It is read whole
-// and replaced whole, atomically, under index.lock.
+// Index is a read-only view of the store's table of images, tags and
+// layers, as it was when View read it. Changes go through the Store's
+// operations (PutImage, Tag, Remove, …), each an atomic update of
+// index.json under index.lock; a view never changes after it is taken.
 type Index struct {
+	images map[digest.Digest]*Image
+	tags   map[string]digest.Digest
+	layers map[digest.Digest]*LayerInfo
+}
+
+// indexFile is index.json on disk. Its keys are the format's contract:
+// change them only with indexVersion.
+type indexFile struct {
 	// Version of the on-disk format.
 	Version int `json:"version"`
 	// Images by image ID (the config digest).
@@ -59,7 +71,7 @@ type LayerInfo struct {
 const indexVersion = 1
 
 func newIndex() *Index {
-	return &Index{Version: indexVersion, Images: map[digest.Digest]*Image{}, Tags: map[string]digest.Digest{}, Layers: map[digest.Digest]*LayerInfo{}}
+	return &Index{images: map[digest.Digest]*Image{}, tags: map[string]digest.Digest{}, layers: map[digest.Digest]*LayerInfo{}}
 }
 
 // View returns a snapshot of the index. Reads need no lock: the file is
@@ -72,19 +84,43 @@ func (s *Store) View() (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading index: %w", err)
 	}
-	idx := newIndex()
-	if err := json.Unmarshal(data, idx); err != nil {
+	idx, err := decodeIndex(data)
+	if err != nil {
 		return nil, fmt.Errorf("decoding %s: %w", s.path("index.json"), err)
-	}
-	if idx.Version != indexVersion {
-		return nil, fmt.Errorf("index format %d is not supported (want %d)", idx.Version, indexVersion)
 	}
 	return idx, nil
 }
 
-// Update applies fn to the index under an exclusive inter-process lock and
-// writes the result atomically. If fn returns an error nothing is written.
-func (s *Store) Update(fn func(*Index) error) error {
+func decodeIndex(data []byte) (*Index, error) {
+	var f indexFile
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, err
+	}
+	if f.Version != indexVersion {
+		return nil, fmt.Errorf("index format %d is not supported (want %d)", f.Version, indexVersion)
+	}
+	idx := newIndex()
+	// A null or missing table decodes as nil; keep the empty maps then.
+	if f.Images != nil {
+		idx.images = f.Images
+	}
+	if f.Tags != nil {
+		idx.tags = f.Tags
+	}
+	if f.Layers != nil {
+		idx.layers = f.Layers
+	}
+	return idx, nil
+}
+
+func (idx *Index) encode() ([]byte, error) {
+	return json.MarshalIndent(indexFile{Version: indexVersion, Images: idx.images, Tags: idx.tags, Layers: idx.layers}, "", " ")
+}
+
+// update applies fn to a fresh copy of the index under an exclusive
+// inter-process lock and writes the result atomically. If fn returns an
+// error nothing is written.
+func (s *Store) update(fn func(*Index) error) error {
 	lk, err := lockExclusive(s.path("index.lock"))
 	if err != nil {
 		return err
@@ -97,35 +133,46 @@ func (s *Store) Update(fn func(*Index) error) error {
 	if err := fn(idx); err != nil {
 		return err
 	}
-	data, err := json.MarshalIndent(idx, "", " ")
+	data, err := idx.encode()
 	if err != nil {
 		return fmt.Errorf("encoding index: %w", err)
 	}
 	return atomicfile.WriteFile(s.path("index.json"), data, 0o600)
 }
 
-// AddLayer records a stored blob as a form of the layer diffID.
-func (idx *Index) AddLayer(diffID digest.Digest, size int64, blob ocispec.Descriptor) {
-	li := idx.Layers[diffID]
-	if li == nil {
-		li = &LayerInfo{DiffID: diffID}
-		idx.Layers[diffID] = li
-	}
-	if size > 0 {
-		li.Size = size
-	}
-	for _, b := range li.Blobs {
-		if b.Digest == blob.Digest {
-			return
-		}
-	}
-	li.Blobs = append(li.Blobs, ocispec.Descriptor{MediaType: blob.MediaType, Digest: blob.Digest, Size: blob.Size})
+// clone returns a copy of img that shares nothing mutable with the index.
+func (img *Image) clone() Image {
+	c := *img
+	c.RepoDigests = slices.Clone(img.RepoDigests)
+	return c
 }
+
+// Images returns every image, sorted by ID.
+func (idx *Index) Images() []Image {
+	out := make([]Image, 0, len(idx.images))
+	for _, img := range idx.images {
+		out = append(out, img.clone())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Image returns the image with the full ID id.
+func (idx *Index) Image(id digest.Digest) (Image, bool) {
+	img := idx.images[id]
+	if img == nil {
+		return Image{}, false
+	}
+	return img.clone(), true
+}
+
+// Tags returns a copy of the tag table: normalized reference → image ID.
+func (idx *Index) Tags() map[string]digest.Digest { return maps.Clone(idx.tags) }
 
 // TagsOf returns the normalized tags that point at id, sorted.
 func (idx *Index) TagsOf(id digest.Digest) []string {
 	var out []string
-	for t, d := range idx.Tags {
+	for t, d := range idx.tags {
 		if d == id {
 			out = append(out, t)
 		}
@@ -134,28 +181,53 @@ func (idx *Index) TagsOf(id digest.Digest) []string {
 	return out
 }
 
+// Layer returns what is known of the layer diffID: its uncompressed size
+// and its stored blobs.
+func (idx *Index) Layer(diffID digest.Digest) (LayerInfo, bool) {
+	li := idx.layers[diffID]
+	if li == nil {
+		return LayerInfo{}, false
+	}
+	c := *li
+	c.Blobs = slices.Clone(li.Blobs)
+	return c, true
+}
+
+// LayerSize returns the uncompressed size of the layer diffID if known, else
+// the size of blob, its stored form.
+func (idx *Index) LayerSize(diffID digest.Digest, blob ocispec.Descriptor) int64 {
+	if li := idx.layers[diffID]; li != nil && li.Size > 0 {
+		return li.Size
+	}
+	return blob.Size
+}
+
 // Resolve finds the image a user's reference names: a full or short image ID
 // (sha256:… or hex prefix, unambiguous), a tag, or name@digest. Like docker,
 // a name is tried as a reference before as an ID prefix.
-func (idx *Index) Resolve(ref string) (*Image, error) {
+func (idx *Index) Resolve(ref string) (Image, error) {
+	img, err := idx.resolve(ref)
+	if err != nil {
+		return Image{}, err
+	}
+	return img.clone(), nil
+}
+
+// resolve is Resolve returning the index's own record, for updates.
+func (idx *Index) resolve(ref string) (*Image, error) {
 	if strings.HasPrefix(ref, "sha256:") {
 		return idx.byIDPrefix(strings.TrimPrefix(ref, "sha256:"), ref)
 	}
 	if named, err := NormalizeRef(ref); err == nil {
 		if i := strings.Index(named, "@"); i >= 0 {
 			repo, dg := named[:i], digest.Digest(named[i+1:])
-			for _, img := range idx.Images {
-				if img.Manifest.Digest == dg || img.ID == dg {
+			for _, img := range idx.images {
+				if img.Manifest.Digest == dg || img.ID == dg || slices.Contains(img.RepoDigests, repo+"@"+dg.String()) {
 					return img, nil
 				}
-				for _, rd := range img.RepoDigests {
-					if rd == repo+"@"+dg.String() {
-						return img, nil
-					}
-				}
 			}
-		} else if id, ok := idx.Tags[named]; ok {
-			if img := idx.Images[id]; img != nil {
+		} else if id, ok := idx.tags[named]; ok {
+			if img := idx.images[id]; img != nil {
 				return img, nil
 			}
 		}
@@ -171,7 +243,7 @@ func (idx *Index) byIDPrefix(prefix, ref string) (*Image, error) {
 		return nil, fmt.Errorf("image %q: %w", ref, ErrNotFound)
 	}
 	var found *Image
-	for id, img := range idx.Images {
+	for id, img := range idx.images {
 		if strings.HasPrefix(id.Encoded(), prefix) {
 			if found != nil {
 				return nil, fmt.Errorf("image %q: %w: matches several images", ref, ErrAmbiguous)

@@ -3,9 +3,13 @@ package store
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"github.com/builder-project/builder/internal/atomicfile"
 )
 
 // Sentinel errors, checked with errors.Is.
@@ -19,7 +23,14 @@ var (
 	ErrInvalidDigest = errors.New("invalid digest")
 	// ErrAmbiguous means a short image ID prefix matched several images.
 	ErrAmbiguous = errors.New("ambiguous reference")
+	// ErrConflict means an operation would break another image or needs force.
+	ErrConflict = errors.New("conflict")
 )
+
+// staleTempAge is how old a temporary file under cache/ must be before Open
+// removes it: no writer keeps one open anywhere near this long, so an older
+// one was left by a killed process.
+const staleTempAge = time.Hour
 
 // Store is an open local store rooted at one directory. It is safe for use
 // by several goroutines and by several processes sharing the root.
@@ -47,15 +58,16 @@ func DefaultRoot() string {
 }
 
 // Open opens (creating if needed) the store at root and removes what killed
-// processes left behind: abandoned ingests, half-made snapshots and
-// ephemeral active snapshots whose owner is gone.
+// processes left behind: abandoned ingests and temporary directories,
+// half-deleted snapshots, ephemeral active snapshots whose owner is gone,
+// temporary files of index.json, and stale temporary files under cache/.
 func Open(root string) (*Store, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("opening store %s: %w", root, err)
 	}
 	s := &Store{root: abs}
-	for _, d := range []string{"blobs/sha256", "ingest", "snapshots", "active", "tmp"} {
+	for _, d := range []string{"blobs/sha256", "ingest", "snapshots", "active", "tmp", "cache"} {
 		if err := os.MkdirAll(s.path(d), 0o700); err != nil {
 			return nil, fmt.Errorf("opening store %s: %w", abs, err)
 		}
@@ -68,6 +80,12 @@ func Open(root string) (*Store, error) {
 
 // Root returns the store's absolute root directory.
 func (s *Store) Root() string { return s.root }
+
+// CacheDir returns the directory of the build cache, root/cache: the
+// cache's records (records/) and per-context checksum indexes (context/)
+// live there. Files its writer names .tmp-* are temporary; Open removes
+// those older than an hour.
+func (s *Store) CacheDir() string { return s.path("cache") }
 
 func (s *Store) path(elem ...string) string {
 	return filepath.Join(append([]string{s.root}, elem...)...)
@@ -141,8 +159,8 @@ func (s *Store) cleanup() error {
 			}
 		}
 	}
-	// Snapshots that were being renamed into place are named new-*; Commit
-	// renames them atomically, so any still present are garbage.
+	// A snapshot being deleted is first renamed to new-*, so any still
+	// present are garbage.
 	entries, err := os.ReadDir(s.path("snapshots"))
 	if err != nil {
 		return err
@@ -154,7 +172,67 @@ func (s *Store) cleanup() error {
 			}
 		}
 	}
+	if err := s.removeIndexTemps(); err != nil {
+		return err
+	}
+	return removeStaleTemps(s.CacheDir(), time.Now())
+}
+
+// removeIndexTemps removes temporary files of index.json that a process
+// killed while writing it left behind. Holding index.lock, no writer is
+// live; when a writer holds it, they wait for the next Open.
+func (s *Store) removeIndexTemps() error {
+	lk, err := tryLockExclusive(s.path("index.lock"))
+	if errors.Is(err, errLocked) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer lk.Unlock()
+	entries, err := os.ReadDir(s.root)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), atomicfile.TempPrefix+"index.json-") {
+			continue
+		}
+		if err := os.Remove(s.path(e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("removing leftover %s: %w", e.Name(), err)
+		}
+	}
 	return nil
+}
+
+// removeStaleTemps removes the temporary files (named .tmp-*) below dir
+// last modified more than staleTempAge before now.
+func removeStaleTemps(dir string, now time.Time) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // renamed or removed by its writer meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || !strings.HasPrefix(d.Name(), atomicfile.TempPrefix) {
+			return nil
+		}
+		fi, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if now.Sub(fi.ModTime()) < staleTempAge {
+			return nil
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("removing stale temporary file: %w", err)
+		}
+		return nil
+	})
 }
 
 // removeAll is os.RemoveAll that first makes directories writable, since a

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -19,6 +20,9 @@ import (
 
 func TestMain(m *testing.M) {
 	if root := os.Getenv("STORE_TEST_CHILD"); root != "" {
+		if os.Getenv("STORE_TEST_MODE") == "snapshots" {
+			os.Exit(childSnapshots(root, os.Getenv("STORE_TEST_LAYER")))
+		}
 		os.Exit(childTagger(root, os.Getenv("STORE_TEST_N")))
 	}
 	os.Exit(m.Run())
@@ -104,8 +108,8 @@ func TestOpenRemovesLeftovers(t *testing.T) {
 	// A live ingest and ephemeral snapshot (locks held) survive a second Open.
 	w, _ := s.Ingest(context.Background())
 	io.WriteString(w, "partial")
-	a, _ := s.Snapshots().Prepare(context.Background(), "")
-	named, err := s.Snapshots().Prepare(context.Background(), "container-1")
+	a, _ := s.Snapshots().Prepare(context.Background(), "", nil)
+	named, err := s.Snapshots().Prepare(context.Background(), "container-1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,12 +146,12 @@ func TestSnapshotCommit(t *testing.T) {
 	sn := s.Snapshots()
 	chain := digest.FromString("chain")
 	for i := 0; i < 2; i++ { // the second commit of the same chain ID keeps the first
-		a, err := sn.Prepare(ctx, "")
+		a, err := sn.Prepare(ctx, "", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		os.WriteFile(filepath.Join(a.Upper, "f"), []byte(strconv.Itoa(i)), 0o644)
-		dir, err := a.Commit(chain)
+		dir, err := a.Commit(ctx, chain) // a base layer's chain ID is its diffID
 		if err != nil {
 			t.Fatalf("commit %d: %v", i, err)
 		}
@@ -161,8 +165,8 @@ func TestSnapshotCommit(t *testing.T) {
 	if list, _ := sn.List(); len(list) != 1 || list[0] != chain {
 		t.Fatalf("List = %v", list)
 	}
-	if err := sn.Delete(chain); err != nil {
-		t.Fatal(err)
+	if n, err := sn.delete(chain); err != nil || n != 1 {
+		t.Fatalf("delete = %d, %v; want 1 byte freed", n, err)
 	}
 	if _, ok := sn.Dir(chain); ok {
 		t.Fatal("snapshot survived Delete")
@@ -173,12 +177,12 @@ func TestResolve(t *testing.T) {
 	idx := newIndex()
 	a := &Image{ID: digest.Digest("sha256:" + strings.Repeat("a", 63) + "1"), Manifest: ocispec.Descriptor{Digest: digest.FromString("m1")}}
 	b := &Image{ID: digest.Digest("sha256:" + strings.Repeat("a", 63) + "2")}
-	c := &Image{ID: digest.Digest("sha256:" + strings.Repeat("c", 64))}
+	c := &Image{ID: digest.Digest("sha256:" + strings.Repeat("c", 64)), RepoDigests: []string{"quay.io/x/c@" + digest.FromString("m3").String()}}
 	for _, i := range []*Image{a, b, c} {
-		idx.Images[i.ID] = i
+		idx.images[i.ID] = i
 	}
-	idx.Tags["docker.io/library/busybox:latest"] = a.ID
-	idx.Tags["localhost:5000/app:1"] = c.ID
+	idx.tags["docker.io/library/busybox:latest"] = a.ID
+	idx.tags["localhost:5000/app:1"] = c.ID
 	for _, tc := range []struct {
 		ref  string
 		want *Image
@@ -193,6 +197,8 @@ func TestResolve(t *testing.T) {
 		{a.ID.String(), a, nil},
 		{"aaa", nil, ErrAmbiguous},
 		{"busybox@" + digest.FromString("m1").String(), a, nil},
+		{"quay.io/x/c@" + digest.FromString("m3").String(), c, nil},
+		{"quay.io/x/other@" + digest.FromString("m3").String(), nil, ErrNotFound},
 		{"nothere", nil, ErrNotFound},
 		{"app:1", nil, ErrNotFound},
 	} {
@@ -204,7 +210,7 @@ func TestResolve(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || got != tc.want {
+			if err != nil || got.ID != tc.want.ID {
 				t.Fatalf("Resolve = %v, %v", got, err)
 			}
 		})
@@ -240,12 +246,8 @@ func childTagger(root, n string) int {
 		return 1
 	}
 	for i := 0; i < 25; i++ {
-		err := s.Update(func(idx *Index) error {
-			id := digest.FromString(n + "-" + strconv.Itoa(i))
-			idx.Images[id] = &Image{ID: id}
-			idx.Tags[fmt.Sprintf("docker.io/library/p%s:%d", n, i)] = id
-			return nil
-		})
+		id := digest.FromString(n + "-" + strconv.Itoa(i))
+		err := s.PutImage(context.Background(), NewImage{ID: id}, []string{fmt.Sprintf("docker.io/library/p%s:%d", n, i)})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
@@ -284,7 +286,57 @@ func TestConcurrentProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(idx.Tags) != 100 || len(idx.Images) != 100 {
-		t.Fatalf("lost updates: %d tags, %d images, want 100", len(idx.Tags), len(idx.Images))
+	if len(idx.Tags()) != 100 || len(idx.Images()) != 100 {
+		t.Fatalf("lost updates: %d tags, %d images, want 100", len(idx.Tags()), len(idx.Images()))
+	}
+}
+
+// TestOpenRemovesStaleTemps: temporary files under cache/ older than an
+// hour, wherever they are, and index.json's temporary files go; young
+// temporary files and real files stay.
+func TestOpenRemovesStaleTemps(t *testing.T) {
+	root := t.TempDir()
+	s, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.CacheDir() != filepath.Join(root, "cache") {
+		t.Fatalf("CacheDir = %s", s.CacheDir())
+	}
+	if fi, err := os.Stat(s.CacheDir()); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("cache dir: %v, %v; want mode 0700", fi, err)
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	files := map[string]bool{ // path under root → kept
+		"cache/records/sha256/.tmp-ab.json-123": false,
+		"cache/context/.tmp-idx-9":              false,
+		"cache/.tmp-top":                        false,
+		"cache/records/sha256/ab.json":          true,
+		"cache/context/idx":                     true,
+		".tmp-index.json-42":                    false,
+	}
+	for p := range files {
+		full := filepath.Join(root, p)
+		os.MkdirAll(filepath.Dir(full), 0o755)
+		if err := os.WriteFile(full, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(full, old, old)
+	}
+	young := filepath.Join(root, "cache/records/sha256/.tmp-cd.json-456")
+	os.WriteFile(young, []byte("x"), 0o600)
+	files["cache/records/sha256/.tmp-cd.json-456"] = true
+
+	if _, err := Open(root); err != nil {
+		t.Fatal(err)
+	}
+	for p, kept := range files {
+		_, err := os.Stat(filepath.Join(root, p))
+		if kept && err != nil {
+			t.Errorf("%s was removed: %v", p, err)
+		}
+		if !kept && !os.IsNotExist(err) {
+			t.Errorf("%s survived Open", p)
+		}
 	}
 }

@@ -1,0 +1,160 @@
+package builder
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/builder-project/builder/internal/atomicfile"
+	"github.com/builder-project/builder/output"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Output types of a build, as docker's --output type= names them.
+const (
+	// OutputImage keeps the image in the store, tagged with Tags. It is
+	// what a build does when BuildOptions.Outputs is empty.
+	OutputImage = "image"
+	// OutputOCI writes an OCI archive (a tarred image layout).
+	OutputOCI = "oci"
+	// OutputDocker writes a docker-archive, as docker save does.
+	OutputDocker = "docker"
+	// OutputTar writes the image's flattened root filesystem as a tar.
+	OutputTar = "tar"
+	// OutputLocal writes the image's flattened root filesystem into a
+	// directory.
+	OutputLocal = "local"
+)
+
+// Output is one destination of a build's image.
+type Output struct {
+	// Type is one of OutputImage, OutputOCI, OutputDocker, OutputTar or
+	// OutputLocal.
+	Type string
+	// Dest is the file (oci, docker, tar) or directory (local) to write.
+	// A file is replaced atomically once complete; a directory is created
+	// if needed. Unused when Writer is set, and for OutputImage.
+	Dest string
+	// Writer, when set, receives an archive or tar instead of Dest.
+	Writer io.Writer
+}
+
+// ParseOutput parses docker's --output value: "type=TYPE[,dest=PATH]",
+// or a bare PATH, which means type=local.
+func ParseOutput(s string) (Output, error) {
+	if !strings.Contains(s, "=") {
+		return Output{Type: OutputLocal, Dest: s}, nil
+	}
+	var o Output
+	for _, kv := range strings.Split(s, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		switch strings.TrimSpace(k) {
+		case "type":
+			o.Type = v
+		case "dest":
+			o.Dest = v
+		default:
+			return o, fmt.Errorf("--output: unknown key %q", k)
+		}
+	}
+	switch o.Type {
+	case OutputImage:
+	case "registry":
+		return o, fmt.Errorf("--output type=registry: registry push is not available yet")
+	case OutputOCI, OutputDocker, OutputLocal, OutputTar:
+		if o.Dest == "" {
+			return o, fmt.Errorf("--output type=%s needs dest=PATH", o.Type)
+		}
+	default:
+		return o, fmt.Errorf("--output: unknown type %q (want image, oci, docker, local or tar)", o.Type)
+	}
+	return o, nil
+}
+
+// ParseCacheDir parses a --cache-from (key "src") or --cache-to (key
+// "dest") value of type local and returns its directory.
+func ParseCacheDir(s, key string) (string, error) {
+	typ, dir := "", ""
+	for _, kv := range strings.Split(s, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case "type":
+			typ = v
+		case key:
+			dir = v
+		case "mode", "compression", "oci-mediatypes", "ignore-error":
+			// accepted for compatibility; a local export always holds every record
+		default:
+			return "", fmt.Errorf("%q: unknown key %q", s, k)
+		}
+	}
+	switch {
+	case typ == "registry":
+		return "", fmt.Errorf("%q: registry caches are not available yet", s)
+	case typ != "local":
+		return "", fmt.Errorf("%q: want type=local,%s=DIR", s, key)
+	case dir == "":
+		return "", fmt.Errorf("%q: %s=DIR is required", s, key)
+	}
+	return dir, nil
+}
+
+// keepsImage reports whether a build with outputs keeps its image in the
+// store: with no output at all, or with an image output.
+func keepsImage(outs []Output) bool {
+	if len(outs) == 0 {
+		return true
+	}
+	for _, o := range outs {
+		if o.Type == OutputImage {
+			return true
+		}
+	}
+	return false
+}
+
+// export writes the built image, whose manifest is in the store, to one
+// output; names (normalized tags) name it in archives.
+func (b *Builder) export(ctx context.Context, o Output, manifest ocispec.Descriptor, names []string) error {
+	img := output.Image{Manifest: manifest, Names: names}
+	switch o.Type {
+	case OutputImage:
+		return nil
+	case OutputOCI, OutputDocker:
+		return writeTo(o, func(w io.Writer) error {
+			exp, err := archiveExporter(ArchiveFormat(o.Type), w)
+			if err != nil {
+				return err
+			}
+			return exp.Export(ctx, b.st, img)
+		})
+	case OutputTar:
+		return writeTo(o, func(w io.Writer) error {
+			return b.exportTo(ctx, manifest, func(scratch string) output.Exporter { return output.RootfsTar(w, scratch) })
+		})
+	case OutputLocal:
+		if err := os.MkdirAll(o.Dest, 0o755); err != nil {
+			return fmt.Errorf("--output type=local: %w", err)
+		}
+		return b.exportTo(ctx, manifest, func(string) output.Exporter { return output.RootfsDir(o.Dest) })
+	}
+	return fmt.Errorf("--output: unknown type %q", o.Type)
+}
+
+// writeTo runs write into o.Writer, or into the file o.Dest, which appears
+// only once complete.
+func writeTo(o Output, write func(io.Writer) error) error {
+	if o.Writer != nil {
+		return write(o.Writer)
+	}
+	return atomicfile.Write(o.Dest, 0o644, func(f io.Writer) error {
+		bw := bufio.NewWriterSize(f, 1<<20)
+		if err := write(bw); err != nil {
+			return err
+		}
+		return bw.Flush()
+	})
+}
