@@ -19,7 +19,7 @@
 //   - RootfsTar(w, scratch): that flattened root filesystem as a tar.
 //
 // Sources are importers. None of them touches the store's index; the caller
-// records the returned images or layers in one Update:
+// records the returned images (store.PutImage) or layers (store.RecordLayers):
 //
 //   - Load(ctx, st, r): a docker-archive or OCI archive, plain or compressed.
 //     It reads the tar once, in any entry order, ingesting every candidate
