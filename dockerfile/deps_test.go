@@ -16,6 +16,9 @@ func TestNoProjectImports(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(files) == 0 {
+		t.Fatal("no Go files found")
+	}
 	fset := token.NewFileSet()
 	for _, f := range files {
 		af, err := parser.ParseFile(fset, f, nil, parser.ImportsOnly)
@@ -23,7 +26,10 @@ func TestNoProjectImports(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, imp := range af.Imports {
-			p, _ := strconv.Unquote(imp.Path.Value)
+			p, err := strconv.Unquote(imp.Path.Value)
+			if err != nil {
+				t.Fatalf("%s: import %s: %v", f, imp.Path.Value, err)
+			}
 			if strings.HasPrefix(p, "github.com/builder-project/builder") {
 				t.Errorf("%s imports %s", f, p)
 			}

@@ -118,8 +118,8 @@ func TestLoadCompressedArchive(t *testing.T) {
 	data := archive(t, src, WriteDockerArchive, a.Image)
 	for _, c := range []compression{gzipped, zstded} {
 		st, got, err := load(t, compress(t, data, c))
-		if err != nil {
-			t.Fatalf("compression %d: %v", c, err)
+		if err != nil || len(got) != 1 {
+			t.Fatalf("compression %d: loaded %d images, %v", c, len(got), err)
 		}
 		checkLoaded(t, st, got[0], a)
 	}
