@@ -20,8 +20,13 @@ vet:
 test: vet build
 	$(GO) test -count=1 -timeout 18m ./...
 
+# The fast subset. -short leaves out the slow tests (testutil.SkipIfShort):
+# the crash-safety test that kills dozens of CLI processes, interop with
+# skopeo and umoci, every run through runc (only the built-in runtime is
+# tested), building and running the examples, and the 120-layer overlay test.
+# Root-only tests still run (or skip when not root) as in `make test`.
 test-short:
-	$(GO) test -short ./...
+	$(GO) test -short -count=1 ./...
 
 # Benchmarks; BUILDER_BENCH_MB sets the size of the layer benchmark tree.
 bench:

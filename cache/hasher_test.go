@@ -4,6 +4,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"github.com/builder-project/builder/internal/testutil"
 	"os"
 	"path/filepath"
@@ -59,6 +60,7 @@ var baseTree = map[string]string{
 	"src/lib/b.go":      "package lib // b\n",
 	"src/link":          "->lib/a.go",
 	"src/outside":       "->/etc/passwd",
+	"src/readme":        "->../docs/readme.txt",
 	"src/empty/":        "",
 	"src/notes.md":      "notes\n",
 	"docs/readme.txt":   "docs\n",
@@ -109,8 +111,10 @@ func TestChecksumRules(t *testing.T) {
 			must(t, os.Symlink("lib/b.go", p))
 		}, false},
 		{"file through symlink not followed", func(t *testing.T, root string) {
-			// src/link points at src/lib/a.go; changing a.go changes the
-			// checksum once (as a.go), the link itself stays a link.
+			// src/readme points at docs/readme.txt, outside the
+			// checksummed src: the link counts as a link, so its
+			// target's content does not.
+			must(t, os.WriteFile(filepath.Join(root, "docs/readme.txt"), []byte("other docs, longer\n"), 0o644))
 		}, true},
 		{"unrelated file", func(t *testing.T, root string) {
 			must(t, os.WriteFile(filepath.Join(root, "docs/readme.txt"), []byte("changed docs\n"), 0o644))
@@ -228,7 +232,7 @@ func TestChecksumNamesAndLocation(t *testing.T) {
 	}}
 	sa, err := h.Checksum(ctx, a, []string{"src"}, opts)
 	must(t, err)
-	if strings.Join(seen, ",") != "src,src/empty,src/lib,src/link,src/main.go,src/notes.md,src/outside" {
+	if strings.Join(seen, ",") != "src,src/empty,src/lib,src/link,src/main.go,src/notes.md,src/outside,src/readme" {
 		t.Fatalf("Exclude saw %v", seen)
 	}
 	// The same sources in another directory have the same checksum.
@@ -239,10 +243,14 @@ func TestChecksumNamesAndLocation(t *testing.T) {
 	}
 	// Path order matters (later sources overwrite earlier ones); the names
 	// are part of the checksum.
-	x, _ := h.Checksum(ctx, a, []string{"src/main.go", "docs"}, ChecksumOptions{})
-	y, _ := h.Checksum(ctx, a, []string{"docs", "src/main.go"}, ChecksumOptions{})
-	z, _ := h.Checksum(ctx, a, []string{"src/lib/a.go"}, ChecksumOptions{})
-	w, _ := h.Checksum(ctx, a, []string{"src/link"}, ChecksumOptions{})
+	sum := func(paths ...string) string {
+		t.Helper()
+		d, err := h.Checksum(ctx, a, paths, ChecksumOptions{})
+		must(t, err)
+		return d.String()
+	}
+	x, y := sum("src/main.go", "docs"), sum("docs", "src/main.go")
+	z, w := sum("src/lib/a.go"), sum("src/link")
 	if x == y || z == w || x == "" || z == "" {
 		t.Fatal("order or names do not count")
 	}
@@ -296,7 +304,11 @@ func TestChecksumCorruptIndex(t *testing.T) {
 	if len(files) != 1 {
 		t.Fatalf("index files %v", files)
 	}
-	b, _ := os.ReadFile(files[0])
+	b, err := os.ReadFile(files[0])
+	must(t, err)
+	if len(b) == 0 {
+		t.Fatal("empty index file")
+	}
 	b[len(b)/2] ^= 0xff
 	must(t, os.WriteFile(files[0], b, 0o600))
 	h := newTestHasher(t, idx)
@@ -317,8 +329,13 @@ func TestChecksumForgetsDeletedFiles(t *testing.T) {
 	must(t, os.RemoveAll(filepath.Join(root, "src/lib")))
 	_, err = h.Checksum(ctx, root, []string{"src"}, ChecksumOptions{})
 	must(t, err)
-	abs, _ := canonicalRoot(root)
-	ri, _ := h.rootIndex(abs)
+	abs, err := canonicalRoot(root)
+	must(t, err)
+	ri, err := h.rootIndex(abs)
+	must(t, err)
+	if len(ri.entries) == 0 {
+		t.Fatal("index is empty")
+	}
 	for name := range ri.entries {
 		if strings.HasPrefix(name, "src/lib/") {
 			t.Errorf("index still holds %s", name)
@@ -334,7 +351,7 @@ func TestChecksumCancelled(t *testing.T) {
 	writeTree(t, root, baseTree)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := newTestHasher(t, t.TempDir()).Checksum(ctx, root, []string{"."}, ChecksumOptions{}); err == nil {
-		t.Fatal("cancelled Checksum succeeded")
+	if _, err := newTestHasher(t, t.TempDir()).Checksum(ctx, root, []string{"."}, ChecksumOptions{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled Checksum = %v, want context.Canceled", err)
 	}
 }

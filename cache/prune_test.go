@@ -66,8 +66,8 @@ func TestPrune(t *testing.T) {
 				t.Fatalf("%d left + %d removed != %d", len(left), len(removed), len(recs))
 			}
 			for _, name := range tt.want {
-				if _, ok, _ := c.Lookup(ctx, digest.FromString(name)); ok {
-					t.Errorf("%s still present", name)
+				if _, ok, err := c.Lookup(ctx, digest.FromString(name)); err != nil || ok {
+					t.Errorf("Lookup(%s) after Prune = %v, %v; want it gone", name, ok, err)
 				}
 			}
 		})

@@ -93,8 +93,8 @@ func TestPutLookupPersist(t *testing.T) {
 	if err := c2.Delete(ctx, rec.Key); err != nil {
 		t.Fatalf("second Delete: %v", err)
 	}
-	if _, ok, _ := c.Lookup(ctx, rec.Key); ok {
-		t.Fatal("deleted record still found")
+	if _, ok, err := c.Lookup(ctx, rec.Key); err != nil || ok {
+		t.Fatalf("Lookup after Delete = %v, %v; want not found", ok, err)
 	}
 	if err := c.Put(ctx, Record{Key: "sha256:nothex"}); err == nil {
 		t.Fatal("Put accepted an invalid key")
@@ -109,14 +109,20 @@ func TestLookupUpdatesLastUsed(t *testing.T) {
 	if err := c.Put(ctx, rec); err != nil {
 		t.Fatal(err)
 	}
-	recs, _ := c.List(ctx)
+	recs, err := c.List(ctx)
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("List = %d records, %v", len(recs), err)
+	}
 	if d := time.Since(recs[0].LastUsed); d < 47*time.Hour {
 		t.Fatalf("LastUsed after Put = %v ago, want the given 48h", d)
 	}
-	if _, _, err := c.Lookup(ctx, rec.Key); err != nil {
-		t.Fatal(err)
+	if _, ok, err := c.Lookup(ctx, rec.Key); err != nil || !ok {
+		t.Fatalf("Lookup = %v, %v", ok, err)
 	}
-	recs, _ = c.List(ctx)
+	recs, err = c.List(ctx)
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("List = %d records, %v", len(recs), err)
+	}
 	if d := time.Since(recs[0].LastUsed); d > time.Minute {
 		t.Fatalf("LastUsed after Lookup = %v ago", d)
 	}
@@ -155,7 +161,9 @@ func TestOpenRemovesStaleTemps(t *testing.T) {
 		}
 	}
 	past := time.Now().Add(-2 * staleTmpAge)
-	os.Chtimes(old, past, past)
+	if err := os.Chtimes(old, past, past); err != nil {
+		t.Fatal(err)
+	}
 	c := mustOpen(t, dir)
 	if _, err := os.Stat(old); !os.IsNotExist(err) {
 		t.Fatalf("stale temp survived Open: %v", err)
@@ -308,7 +316,10 @@ func TestConcurrentPutProcesses(t *testing.T) {
 	if err != nil || !ok || checkRecord(rec) != nil || !strings.HasPrefix(rec.CreatedBy, "p") {
 		t.Fatalf("final Lookup = %q, %v, %v", rec.CreatedBy, ok, err)
 	}
-	entries, _ := os.ReadDir(filepath.Join(dir, "records", "sha256"))
+	entries, err := os.ReadDir(filepath.Join(dir, "records", "sha256"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	names := make([]string, 0, len(entries))
 	for _, e := range entries {
 		names = append(names, e.Name())

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,22 +18,31 @@ import (
 var update = flag.Bool("update", false, "rewrite golden files")
 
 // goldenOptions are fixed so golden files do not depend on the host.
-func goldenOptions(dir string) Options {
+func goldenOptions(t *testing.T, dir string) Options {
+	t.Helper()
 	opts := Options{
 		BuildPlatform: ocispec.Platform{OS: "linux", Architecture: "amd64"},
 		BuildArgs:     map[string]string{},
 	}
 	// Optional "args" file: one KEY=VALUE per line; "target=NAME" sets
-	// the target.
+	// the target. A file that exists but cannot be read fails the case
+	// rather than running it with the wrong options.
 	dt, err := os.ReadFile(filepath.Join(dir, "args"))
-	if err == nil {
-		for _, line := range strings.Split(strings.TrimSpace(string(dt)), "\n") {
-			k, v, _ := strings.Cut(line, "=")
-			if k == "target" {
-				opts.Target = v
-			} else if k != "" {
-				opts.BuildArgs[k] = v
-			}
+	if errors.Is(err, fs.ErrNotExist) {
+		return opts
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(dt)), "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || k == "" {
+			t.Fatalf("%s/args: line %q is not KEY=VALUE", dir, line)
+		}
+		if k == "target" {
+			opts.Target = v
+		} else {
+			opts.BuildArgs[k] = v
 		}
 	}
 	return opts
@@ -52,7 +62,7 @@ func TestGraphGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			g, err := Parse("Dockerfile", src, goldenOptions(dir))
+			g, err := Parse("Dockerfile", src, goldenOptions(t, dir))
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
@@ -75,7 +85,7 @@ func TestNegativeGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = Parse("Dockerfile", src, goldenOptions(dir))
+			_, err = Parse("Dockerfile", src, goldenOptions(t, dir))
 			if err == nil {
 				t.Fatal("Parse succeeded, want an error")
 			}

@@ -1,11 +1,17 @@
 package executor
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -103,12 +109,20 @@ func TestRunFeatures(t *testing.T) {
 			})
 			t.Run("background-process-does-not-hang", func(t *testing.T) {
 				f := newFixture(t)
+				marker := newMarker(t)
 				start := time.Now()
 				// Closing the output keeps the test about the process tree,
 				// not about an inherited pipe.
-				mustRun(t, ex, f.spec(sh(`sleep 100 >/dev/null 2>&1 & echo started`)...))
+				s := f.spec(sh(`sleep 100 >/dev/null 2>&1 & echo started`)...)
+				s.Env = []string{markerEnv + "=" + marker}
+				if out := mustRun(t, ex, s); out != "started\n" {
+					t.Errorf("output = %q", out)
+				}
 				if d := time.Since(start); d > 20*time.Second {
 					t.Errorf("run took %v", d)
+				}
+				if left := waitMarkedGone(t, "sleep 100", marker, 5*time.Second); len(left) != 0 {
+					t.Errorf("background process outlived the run: %v", left)
 				}
 			})
 			t.Run("cancel", func(t *testing.T) { testCancel(t, ex) })
@@ -128,39 +142,112 @@ func TestBuiltinPID1IsInit(t *testing.T) {
 	}
 }
 
-// processesRunning lists pids whose command line contains s.
-func processesRunning(s string) []string {
+// markerEnv names the environment variable that tags the processes of one
+// test run, so that process checks look at the test's own processes only.
+const markerEnv = "BUILDER_TEST_MARKER"
+
+// newMarker returns a random value for markerEnv.
+func newMarker(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// markedProcesses lists the pids whose command line contains cmd and whose
+// environment holds markerEnv=marker. Processes that exit while /proc is
+// read are skipped; any other error fails t, since a check that cannot
+// look must not pass.
+func markedProcesses(t *testing.T, cmd, marker string) []string {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatalf("listing processes: %v", err)
+	}
+	gone := func(err error) bool { return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) }
+	want := []byte(markerEnv + "=" + marker)
 	var out []string
-	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
 		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && strings.Contains(strings.ReplaceAll(string(b), "\x00", " "), s) {
+		if gone(err) {
+			continue
+		} else if err != nil {
+			t.Fatalf("reading command line of pid %s: %v", e.Name(), err)
+		}
+		if !strings.Contains(strings.ReplaceAll(string(b), "\x00", " "), cmd) {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if gone(err) {
+			continue
+		} else if err != nil {
+			t.Fatalf("reading environment of pid %s (%q): %v", e.Name(), b, err)
+		}
+		if slices.ContainsFunc(bytes.Split(env, []byte{0}), func(kv []byte) bool { return bytes.Equal(kv, want) }) {
 			out = append(out, e.Name())
 		}
 	}
 	return out
 }
 
-func mountinfo(t *testing.T) string {
+// waitMarkedGone waits up to d for the marked processes running cmd to be
+// gone, and returns those left.
+func waitMarkedGone(t *testing.T, cmd, marker string, d time.Duration) []string {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	deadline := time.Now().Add(d)
+	for {
+		left := markedProcesses(t, cmd, marker)
+		if len(left) == 0 || time.Now().After(deadline) {
+			return left
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// privateTMPDIR points TMPDIR at a new directory of the test and returns
+// it: Run makes its run directory (for a runtime, the bundle with the
+// rootfs mountpoint) with os.MkdirTemp, so that becomes a fixture of the
+// test as well.
+func privateTMPDIR(t *testing.T) string {
+	t.Helper()
+	d := t.TempDir()
+	t.Setenv("TMPDIR", d)
+	return d
+}
+
+// checkRunCleanedUp fails t if a mount remains at or below the test's own
+// directories, or Run left its run directory in tmp.
+func checkRunCleanedUp(t *testing.T, tmp string, dirs ...string) {
+	t.Helper()
+	testutil.NoMountsBelow(t, append([]string{tmp}, dirs...)...)
+	ents, err := os.ReadDir(tmp)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(b)
+	for _, e := range ents {
+		t.Errorf("run directory left behind: %s", filepath.Join(tmp, e.Name()))
+	}
 }
 
 func testCancel(t *testing.T, ex Executor) {
+	tmp := privateTMPDIR(t)
 	f := newFixture(t)
-	before := mountinfo(t)
-	marker := fmt.Sprintf("sleep %d", 1000+time.Now().UnixNano()%1000)
+	marker := newMarker(t)
+	sleep := fmt.Sprintf("sleep %d", 1000+time.Now().UnixNano()%1000)
+	s := f.spec(sh(sleep + " & " + sleep)...)
+	s.Env = []string{markerEnv + "=" + marker}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() {
-		errc <- ex.Run(ctx, f.spec(sh(marker+" & "+marker)...), IO{})
+		errc <- ex.Run(ctx, s, IO{})
 	}()
 	deadline := time.Now().Add(20 * time.Second)
-	for len(processesRunning(marker)) < 2 {
+	for len(markedProcesses(t, sleep, marker)) < 2 {
 		if time.Now().After(deadline) {
 			cancel()
 			t.Fatalf("processes did not start: %v", <-errc)
@@ -180,12 +267,10 @@ func testCancel(t *testing.T, ex Executor) {
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("Run returned %v after cancel", d)
 	}
-	if left := processesRunning(marker); len(left) != 0 {
+	if left := markedProcesses(t, sleep, marker); len(left) != 0 {
 		t.Errorf("processes left after cancel: %v", left)
 	}
-	if after := mountinfo(t); after != before {
-		t.Errorf("host mounts changed:\nbefore:\n%s\nafter:\n%s", before, after)
-	}
+	checkRunCleanedUp(t, tmp, f.lower, f.upper, f.work)
 }
 
 func TestNoLeakedDescriptors(t *testing.T) {

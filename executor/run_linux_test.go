@@ -77,7 +77,8 @@ func mustRun(t *testing.T, ex Executor, s Spec) string {
 func sh(script string) []string { return []string{"/bin/sh", "-c", script} }
 
 // executors returns the runtimes to test: the built-in one always, runc
-// when installed (required under CI=true).
+// when installed (required under CI=true) and not under -short, where the
+// external runtime's runs (half a second each) are left out.
 func executors(t *testing.T) map[string]Executor {
 	t.Helper()
 	m := map[string]Executor{}
@@ -86,6 +87,10 @@ func executors(t *testing.T) map[string]Executor {
 		t.Fatal(err)
 	}
 	m["builtin"] = b
+	if testing.Short() {
+		t.Log("-short: testing the built-in runtime only, not runc")
+		return m
+	}
 	t.Run("runc-available", func(t *testing.T) { testutil.RequireTool(t, "runc") })
 	if r, err := New(Runc); err == nil {
 		m["runc"] = r

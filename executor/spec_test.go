@@ -103,7 +103,10 @@ func TestOCIInvalid(t *testing.T) {
 }
 
 func TestApplyUser(t *testing.T) {
-	sp, _ := Spec{Args: []string{"x"}}.OCI()
+	sp, err := Spec{Args: []string{"x"}}.OCI()
+	if err != nil {
+		t.Fatal(err)
+	}
 	applyUser(sp, execUser{UID: 1000, GID: 1000, Groups: []uint32{10}, Home: "/home/app"})
 	if sp.Process.User.UID != 1000 || !slices.Equal(sp.Process.User.AdditionalGids, []uint32{10}) {
 		t.Errorf("user = %+v", sp.Process.User)

@@ -29,8 +29,12 @@ func TestRemoveStubs(t *testing.T) {
 	mk("a/b", true, "")
 	mk("c/keep", false, "x")
 	mk("c/stub", true, "")
-	os.WriteFile(filepath.Join(host, "hostfile"), nil, 0o644)
-	os.Symlink(host, filepath.Join(upper, "evil"))
+	if err := os.WriteFile(filepath.Join(host, "hostfile"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(host, filepath.Join(upper, "evil")); err != nil {
+		t.Fatal(err)
+	}
 	entries := []cleanupEntry{
 		{Path: "etc", Dir: true, Mode: 0o755},
 		{Path: "etc/hosts", Created: true},
@@ -47,12 +51,18 @@ func TestRemoveStubs(t *testing.T) {
 		t.Fatal(err)
 	}
 	var left []string
-	filepath.Walk(upper, func(p string, _ os.FileInfo, _ error) error {
+	err := filepath.Walk(upper, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
 		if rel, _ := filepath.Rel(upper, p); rel != "." {
 			left = append(left, rel)
 		}
 		return nil
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := []string{"c", "c/keep", "etc", "etc/resolv.conf", "evil"}
 	if len(left) != len(want) {
 		t.Fatalf("left = %q, want %q", left, want)

@@ -68,7 +68,9 @@ func TestResolveUserStaysInRoot(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(root, "real"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(root, "real/passwd"), []byte("only:x:7:7::/o:/bin/sh\n"), 0o644)
+	if err := os.WriteFile(filepath.Join(root, "real/passwd"), []byte("only:x:7:7::/o:/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Symlink("/real", filepath.Join(root, "etc")); err != nil {
 		t.Fatal(err)
 	}

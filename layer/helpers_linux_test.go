@@ -33,7 +33,11 @@ func compact(t testing.TB, root string) map[string]string {
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFDIR:
 			s := "d"
-			if op, _ := isOpaqueDir(p); op {
+			op, err := isOpaqueDir(p)
+			if err != nil {
+				return err
+			}
+			if op {
 				s += "+opq"
 			}
 			out[rel] = s
@@ -44,7 +48,10 @@ func compact(t testing.TB, root string) map[string]string {
 			}
 			out[rel] = "f:" + string(b)
 		case unix.S_IFLNK:
-			l, _ := os.Readlink(p)
+			l, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
 			out[rel] = "l:" + l
 		case unix.S_IFCHR:
 			out[rel] = fmt.Sprintf("c:%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"testing"
@@ -83,8 +84,11 @@ func listTar(t testing.TB, data []byte) []string {
 	tr := tar.NewReader(bytes.NewReader(data))
 	for {
 		h, err := tr.Next()
-		if err != nil {
+		if err == io.EOF {
 			break
+		}
+		if err != nil {
+			t.Fatalf("reading tar after %d entries: %v", len(out), err)
 		}
 		s := h.Name + " " + string(rune(h.Typeflag))
 		if h.Typeflag == tar.TypeLink || h.Typeflag == tar.TypeSymlink {

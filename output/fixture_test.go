@@ -269,6 +269,8 @@ func checkBlobs(t *testing.T, st *store.Store, got Loaded) {
 		if _, err := io.Copy(io.Discard, rc); err != nil {
 			t.Errorf("blob %s: %v", d.Digest, err)
 		}
-		rc.Close()
+		if err := rc.Close(); err != nil {
+			t.Errorf("closing blob %s: %v", d.Digest, err)
+		}
 	}
 }

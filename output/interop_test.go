@@ -103,6 +103,7 @@ func digests(ds []digest.Digest) []string {
 }
 
 func TestSkopeoReadsOurArchives(t *testing.T) {
+	testutil.SkipIfShort(t, "interop with skopeo")
 	testutil.RequireTool(t, "skopeo")
 	src := newStore(t)
 	a := buildImage(t, src, []string{"docker.io/library/app:1"}, defaultLayers(), nil)
@@ -154,6 +155,7 @@ func diffIDs(l Loaded) []string {
 }
 
 func TestLoadSkopeoArchives(t *testing.T) {
+	testutil.SkipIfShort(t, "interop with skopeo")
 	testutil.RequireTool(t, "skopeo")
 	src := newStore(t)
 	layers := defaultLayers()
@@ -197,6 +199,7 @@ func TestLoadSkopeoArchives(t *testing.T) {
 }
 
 func TestUmociUnpacksOurArchive(t *testing.T) {
+	testutil.SkipIfShort(t, "interop with umoci")
 	testutil.RequireTool(t, "umoci")
 	src := newStore(t)
 	layers := defaultLayers()
@@ -218,6 +221,7 @@ func TestUmociUnpacksOurArchive(t *testing.T) {
 }
 
 func TestLoadUmociLayout(t *testing.T) {
+	testutil.SkipIfShort(t, "interop with umoci")
 	testutil.RequireTool(t, "umoci")
 	layout := filepath.Join(t.TempDir(), "layout")
 	run(t, "umoci", "init", "--layout", layout)

@@ -110,8 +110,8 @@ func TestLoadCompressedArchive(t *testing.T) {
 	data := archive(t, src, DockerArchive, a.Image)
 	for _, c := range []compression.Kind{compression.Gzip, compression.Zstd} {
 		st, got, err := load(t, compress(t, data, c))
-		if err != nil {
-			t.Fatalf("compression %d: %v", c, err)
+		if err != nil || len(got) != 1 {
+			t.Fatalf("compression %d: loaded %d images, %v", c, len(got), err)
 		}
 		checkLoaded(t, st, got[0], a)
 	}

@@ -16,14 +16,17 @@ import (
 func TestImageCommands(t *testing.T) {
 	root := t.TempDir()
 	tarball := filepath.Join(t.TempDir(), "rootfs.tar")
-	os.WriteFile(tarball, randomTar(t, 3, 1000), 0o644)
+	writeFile(t, tarball, randomTar(t, 3, 1000))
 
 	id := strings.TrimSpace(mustCLI(t, root, nil, "import", "-c", "ENV A=1", "-c", `CMD ["/bin/sh"]`, "-m", "first", tarball, "base:1"))
 	if !strings.HasPrefix(id, "sha256:") {
 		t.Fatalf("import printed %q", id)
 	}
 	// stdin import, dangling.
-	data, _ := os.ReadFile(tarball)
+	data, err := os.ReadFile(tarball)
+	if err != nil {
+		t.Fatal(err)
+	}
 	mustCLI(t, root, data, "import", "-", "")
 	mustCLI(t, root, nil, "tag", "base:1", "example.com/team/base:2")
 
@@ -91,11 +94,12 @@ func TestImageCommands(t *testing.T) {
 
 // TestSaveInterop checks our archives with the real skopeo and umoci.
 func TestSaveInterop(t *testing.T) {
+	testutil.SkipIfShort(t, "interop with skopeo and umoci")
 	skopeo := testutil.RequireTool(t, "skopeo")
 	umoci := testutil.RequireTool(t, "umoci")
 	root := t.TempDir()
 	tarball := filepath.Join(t.TempDir(), "rootfs.tar")
-	os.WriteFile(tarball, randomTar(t, 2, 100), 0o644)
+	writeFile(t, tarball, randomTar(t, 2, 100))
 	mustCLI(t, root, nil, "import", tarball, "interop:1")
 	dir := t.TempDir()
 	mustCLI(t, root, nil, "save", "-o", filepath.Join(dir, "d.tar"), "interop:1")

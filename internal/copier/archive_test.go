@@ -112,8 +112,10 @@ func TestAddArchives(t *testing.T) {
 				if uid, _ := ownerOf(t, filepath.Join(dst, "x/top/f")); uid != 1000 {
 					t.Errorf("owner from the archive not kept: %d", uid)
 				}
-				a, _ := os.Stat(filepath.Join(dst, "x/top/f"))
-				b, _ := os.Stat(filepath.Join(dst, "x/top/h"))
+				a, err := os.Stat(filepath.Join(dst, "x/top/f"))
+				must(t, err)
+				b, err := os.Stat(filepath.Join(dst, "x/top/h"))
+				must(t, err)
 				if !os.SameFile(a, b) {
 					t.Error("hardlink not kept")
 				}

@@ -29,6 +29,9 @@ func runCases(t *testing.T, cases []copyCase) {
 	requireRoot(t)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.want == nil && tc.check == nil && tc.wantErr == "" && tc.errIs == nil {
+				t.Fatal("case checks nothing: set want, check, wantErr or errIs")
+			}
 			src := build(t, tc.src...)
 			dst := build(t, tc.dst...)
 			_, err := Copy(context.Background(), src, dst, tc.opts)

@@ -87,6 +87,9 @@ func TestResolveMatchesCopy(t *testing.T) {
 			readHook = nil
 			readHookMu.Unlock()
 			must(t, err)
+			if len(walked) == 0 {
+				t.Fatal("Walk reported no paths")
+			}
 			if !slices.Equal(walked, read) {
 				t.Fatalf("Walk and Copy differ\nwalk: %v\ncopy: %v", walked, read)
 			}

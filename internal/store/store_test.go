@@ -28,6 +28,38 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// mustOpen opens a store at root, failing t on error.
+func mustOpen(t *testing.T, root string) *Store {
+	t.Helper()
+	s, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// must fails t on err.
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dirNames lists dir, failing t if it cannot be read.
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
 func TestBlobRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	s, err := Open(t.TempDir())
@@ -60,7 +92,7 @@ func TestBlobRoundTrip(t *testing.T) {
 
 func TestCommitChecksDigestAndSize(t *testing.T) {
 	ctx := context.Background()
-	s, _ := Open(t.TempDir())
+	s := mustOpen(t, t.TempDir())
 	for _, tc := range []struct {
 		name string
 		size int64
@@ -75,16 +107,17 @@ func TestCommitChecksDigestAndSize(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer w.Abort()
-			io.WriteString(w, "content")
+			_, err = io.WriteString(w, "content")
+			must(t, err)
 			if _, err := w.Commit(ctx, tc.size, tc.want); !errors.Is(err, ErrInvalidDigest) {
 				t.Fatalf("Commit = %v, want ErrInvalidDigest", err)
 			}
-			blobs, _ := s.Blobs()
-			if len(blobs) != 0 {
-				t.Fatalf("a bad blob became visible: %v", blobs)
+			blobs, err := s.Blobs()
+			if err != nil || len(blobs) != 0 {
+				t.Fatalf("a bad blob became visible: %v (%v)", blobs, err)
 			}
-			if entries, _ := os.ReadDir(s.path("ingest")); len(entries) != 0 {
-				t.Fatalf("ingest left behind: %v", entries)
+			if left := dirNames(t, s.path("ingest")); len(left) != 0 {
+				t.Fatalf("ingest left behind: %v", left)
 			}
 		})
 	}
@@ -92,11 +125,13 @@ func TestCommitChecksDigestAndSize(t *testing.T) {
 
 func TestCorruptBlobDetectedOnRead(t *testing.T) {
 	ctx := context.Background()
-	s, _ := Open(t.TempDir())
-	desc, _ := s.WriteBlob(ctx, "x", []byte("original"))
-	p, _ := s.blobPath(desc.Digest)
-	os.Chmod(p, 0o644)
-	os.WriteFile(p, []byte("tampered"), 0o644)
+	s := mustOpen(t, t.TempDir())
+	desc, err := s.WriteBlob(ctx, "x", []byte("original"))
+	must(t, err)
+	p, err := s.blobPath(desc.Digest)
+	must(t, err)
+	must(t, os.Chmod(p, 0o644))
+	must(t, os.WriteFile(p, []byte("tampered"), 0o644))
 	if _, err := s.ReadBlob(ctx, desc.Digest); !errors.Is(err, ErrInvalidDigest) {
 		t.Fatalf("ReadBlob of tampered blob = %v, want ErrInvalidDigest", err)
 	}
@@ -104,21 +139,22 @@ func TestCorruptBlobDetectedOnRead(t *testing.T) {
 
 func TestOpenRemovesLeftovers(t *testing.T) {
 	root := t.TempDir()
-	s, _ := Open(root)
+	s := mustOpen(t, root)
 	// A live ingest and ephemeral snapshot (locks held) survive a second Open.
-	w, _ := s.Ingest(context.Background())
-	io.WriteString(w, "partial")
-	a, _ := s.Snapshots().Prepare(context.Background(), "", nil)
+	w, err := s.Ingest(context.Background())
+	must(t, err)
+	_, err = io.WriteString(w, "partial")
+	must(t, err)
+	a, err := s.Snapshots().Prepare(context.Background(), "", nil)
+	must(t, err)
 	named, err := s.Snapshots().Prepare(context.Background(), "container-1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	must(t, err)
 	// Simulate what a killed process leaves: dirs whose lock nobody holds.
-	os.MkdirAll(filepath.Join(root, "ingest", "dead"), 0o700)
-	os.WriteFile(filepath.Join(root, "ingest", "dead", "data"), []byte("half"), 0o600)
-	os.MkdirAll(filepath.Join(root, "active", "e-dead", "upper"), 0o700)
-	os.MkdirAll(filepath.Join(root, "snapshots", "new-123"), 0o700)
-	os.MkdirAll(filepath.Join(root, "tmp", "build-dead"), 0o700)
+	must(t, os.MkdirAll(filepath.Join(root, "ingest", "dead"), 0o700))
+	must(t, os.WriteFile(filepath.Join(root, "ingest", "dead", "data"), []byte("half"), 0o600))
+	must(t, os.MkdirAll(filepath.Join(root, "active", "e-dead", "upper"), 0o700))
+	must(t, os.MkdirAll(filepath.Join(root, "snapshots", "new-123"), 0o700))
+	must(t, os.MkdirAll(filepath.Join(root, "tmp", "build-dead"), 0o700))
 
 	if _, err := Open(root); err != nil {
 		t.Fatal(err)
@@ -133,8 +169,8 @@ func TestOpenRemovesLeftovers(t *testing.T) {
 			t.Errorf("%s (in use or persistent) was removed: %v", kept, err)
 		}
 	}
-	w.Abort()
-	a.Remove()
+	must(t, w.Abort())
+	must(t, a.Remove())
 	if got, err := s.Snapshots().Get("container-1"); err != nil || got.Upper != named.Upper {
 		t.Fatalf("Get = %v, %v", got, err)
 	}
@@ -142,7 +178,7 @@ func TestOpenRemovesLeftovers(t *testing.T) {
 
 func TestSnapshotCommit(t *testing.T) {
 	ctx := context.Background()
-	s, _ := Open(t.TempDir())
+	s := mustOpen(t, t.TempDir())
 	sn := s.Snapshots()
 	chain := digest.FromString("chain")
 	for i := 0; i < 2; i++ { // the second commit of the same chain ID keeps the first
@@ -150,20 +186,20 @@ func TestSnapshotCommit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		os.WriteFile(filepath.Join(a.Upper, "f"), []byte(strconv.Itoa(i)), 0o644)
+		must(t, os.WriteFile(filepath.Join(a.Upper, "f"), []byte(strconv.Itoa(i)), 0o644))
 		dir, err := a.Commit(ctx, chain) // a base layer's chain ID is its diffID
 		if err != nil {
 			t.Fatalf("commit %d: %v", i, err)
 		}
-		if b, _ := os.ReadFile(filepath.Join(dir, "f")); string(b) != "0" {
-			t.Fatalf("snapshot content %q after commit %d", b, i)
+		if b, err := os.ReadFile(filepath.Join(dir, "f")); err != nil || string(b) != "0" {
+			t.Fatalf("snapshot content %q after commit %d (%v)", b, i, err)
 		}
 		if _, err := os.Stat(a.Dir); !os.IsNotExist(err) {
 			t.Fatalf("active dir left after commit")
 		}
 	}
-	if list, _ := sn.List(); len(list) != 1 || list[0] != chain {
-		t.Fatalf("List = %v", list)
+	if list, err := sn.List(); err != nil || len(list) != 1 || list[0] != chain {
+		t.Fatalf("List = %v, %v", list, err)
 	}
 	if n, err := sn.delete(chain); err != nil || n != 1 {
 		t.Fatalf("delete = %d, %v; want 1 byte freed", n, err)
@@ -281,8 +317,7 @@ func TestConcurrentProcesses(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	s, _ := Open(root)
-	idx, err := s.View()
+	idx, err := mustOpen(t, root).View()
 	if err != nil {
 		t.Fatal(err)
 	}
