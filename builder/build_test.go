@@ -215,6 +215,7 @@ func layerHasEntry(t *testing.T, b *Builder, ref, name string) bool {
 }
 
 func TestBuildMultiStageParallel(t *testing.T) {
+	testutil.SkipIfShort(t, "sleeps 2 s in real containers; TestFakeStagesRunInParallel covers scheduling")
 	f := newBuildFixture(t, map[string]string{
 		"Dockerfile": `FROM busybox:latest AS a
 RUN date +%s.%N > /start && sleep 2 && date +%s.%N > /end
