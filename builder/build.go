@@ -112,6 +112,11 @@ func (b *Builder) Build(ctx context.Context, opts BuildOptions) (*BuildResult, e
 	if err != nil {
 		return nil, err
 	}
+	for _, o := range opts.Outputs {
+		if err := o.check(); err != nil {
+			return nil, err
+		}
+	}
 	switch opts.Network {
 	case "", executor.NetworkDefault, executor.NetworkNone, executor.NetworkHost:
 	default:

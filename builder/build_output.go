@@ -60,18 +60,27 @@ func ParseOutput(s string) (Output, error) {
 			return o, fmt.Errorf("--output: unknown key %q", k)
 		}
 	}
+	return o, o.check()
+}
+
+// check reports an output Build cannot write.
+func (o Output) check() error {
 	switch o.Type {
 	case OutputImage:
 	case "registry":
-		return o, fmt.Errorf("--output type=registry: registry push is not available yet")
-	case OutputOCI, OutputDocker, OutputLocal, OutputTar:
+		return fmt.Errorf("--output type=registry: registry push is not available yet")
+	case OutputOCI, OutputDocker, OutputTar:
+		if o.Dest == "" && o.Writer == nil {
+			return fmt.Errorf("--output type=%s needs dest=PATH", o.Type)
+		}
+	case OutputLocal:
 		if o.Dest == "" {
-			return o, fmt.Errorf("--output type=%s needs dest=PATH", o.Type)
+			return fmt.Errorf("--output type=%s needs dest=PATH", o.Type)
 		}
 	default:
-		return o, fmt.Errorf("--output: unknown type %q (want image, oci, docker, local or tar)", o.Type)
+		return fmt.Errorf("--output: unknown type %q (want image, oci, docker, local or tar)", o.Type)
 	}
-	return o, nil
+	return nil
 }
 
 // ParseCacheDir parses a --cache-from (key "src") or --cache-to (key

@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -315,4 +316,60 @@ func containsPrefix(list []string, p string) bool {
 		}
 	}
 	return false
+}
+
+// TestFakeOutputsAndCacheSync covers what Build does after the last step:
+// its outputs, and the build cache it imports and exports.
+func TestFakeOutputsAndCacheSync(t *testing.T) {
+	ctx := context.Background()
+	f := newFakeBuild(t, nil)
+	df := "FROM scratch\nRUN echo hi > /hi\nCMD [\"/hi\"]\n"
+
+	// An archive-only build keeps no image; the archive names it by tag.
+	var archive bytes.Buffer
+	res := f.mustBuild(t, df, BuildOptions{Tags: []string{"app:1"}, Outputs: []Output{{Type: OutputOCI, Writer: &archive}}})
+	if imgs, err := f.b.Images(ctx, ImagesOptions{}); err != nil || len(imgs) != 0 {
+		t.Errorf("archive-only build stored %d images (%v)", len(imgs), err)
+	}
+	other := newFakeBuild(t, nil)
+	loaded, err := other.b.Load(ctx, &archive)
+	if err != nil || len(loaded) != 1 || loaded[0].ID != res.ID.String() || len(loaded[0].Names) != 1 || loaded[0].Names[0] != "app:1" {
+		t.Fatalf("loading the output: %+v, %v", loaded, err)
+	}
+
+	// With an image output too, the image is kept and a file output is
+	// written whole.
+	dest := filepath.Join(t.TempDir(), "app.docker.tar")
+	cacheDir := filepath.Join(t.TempDir(), "cache")
+	f.mustBuild(t, df, BuildOptions{Tags: []string{"app:1"}, CacheTo: []string{cacheDir},
+		Outputs: []Output{{Type: OutputImage}, {Type: OutputDocker, Dest: dest}}})
+	if id, err := f.b.ResolveID("app:1"); err != nil || id != res.ID {
+		t.Errorf("app:1 = %s, %v; want %s", id, err, res.ID)
+	}
+	if fi, err := os.Stat(dest); err != nil || fi.Size() == 0 {
+		t.Errorf("docker archive output: %v", err)
+	}
+
+	// A fresh store with --cache-from runs nothing; a missing cache source
+	// is a warning, not an error.
+	fresh := newFakeBuild(t, nil)
+	res2 := fresh.mustBuild(t, df, BuildOptions{CacheFrom: []string{filepath.Join(t.TempDir(), "missing"), cacheDir}})
+	if res2.Cached != 2 || len(fresh.exec.Runs()) != 0 || res2.ID != res.ID {
+		t.Errorf("build from imported cache: %d cached, %d runs, ID %s want %s", res2.Cached, len(fresh.exec.Runs()), res2.ID, res.ID)
+	}
+	var warnings, infos []string
+	for _, ev := range fresh.evs {
+		switch ev.Kind {
+		case Warning:
+			warnings = append(warnings, ev.Message)
+		case Info:
+			infos = append(infos, ev.Message)
+		}
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "missing") || len(infos) != 1 || !strings.Contains(infos[0], "imported 2 cache entries") {
+		t.Errorf("warnings %q, infos %q", warnings, infos)
+	}
+	if _, err := f.build(t, df, BuildOptions{Outputs: []Output{{Type: "nope"}}}); err == nil {
+		t.Error("an unknown output type was accepted")
+	}
 }

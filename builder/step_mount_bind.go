@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/builder-project/builder/executor"
+	"github.com/builder-project/builder/internal/filecopy"
 	"github.com/builder-project/builder/layer"
 	securejoin "github.com/cyphar/filepath-securejoin"
 )
@@ -65,7 +66,7 @@ func copySource(root, source, target string) error {
 		return fmt.Errorf("mount source %q: %w", source, err)
 	}
 	if !fi.IsDir() {
-		return copyFileTo(p, target, fi)
+		return filecopy.File(target, p, fi.Mode().Perm())
 	}
 	return copyTree(p, target)
 }
@@ -91,21 +92,4 @@ func copyTree(src, dst string) error {
 		err = aerr
 	}
 	return err
-}
-
-func copyFileTo(src, dst string, fi os.FileInfo) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_EXCL, fi.Mode().Perm())
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }

@@ -2,7 +2,6 @@ package output
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 
+	"github.com/builder-project/builder/internal/atomicfile"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -59,59 +59,17 @@ func (l *Layout) writeFile(name string, data []byte) error {
 }
 
 // writeAtomic creates or replaces the file name (slash-separated, inside
-// the layout) with what fill writes: a hidden temporary file beside it is
-// filled, fsynced and renamed, then the directory is fsynced. Missing
-// parent directories are created. On error the temporary file is removed.
+// the layout) with what fill writes, atomically and durably (see
+// atomicfile.WriteIn). Missing parent directories are created.
 func (l *Layout) writeAtomic(name string, fill func(io.Writer) error) error {
-	p := l.path(name)
-	err := l.withRoot(func(r *os.Root) (err error) {
-		dir := filepath.FromSlash(path.Dir(name))
-		if err := r.MkdirAll(dir, 0o755); err != nil {
+	err := l.withRoot(func(r *os.Root) error {
+		if err := r.MkdirAll(filepath.FromSlash(path.Dir(name)), 0o755); err != nil {
 			return err
 		}
-		tmp := filepath.Join(dir, "."+path.Base(name)+"-"+rand.Text())
-		f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-		if err != nil {
-			return err
-		}
-		defer func() {
-			if err != nil {
-				f.Close()
-				r.Remove(tmp)
-			}
-		}()
-		if err = fill(f); err != nil {
-			return err
-		}
-		if err = f.Chmod(0o644); err != nil {
-			return err
-		}
-		if err = f.Sync(); err != nil {
-			return fmt.Errorf("syncing %s: %w", p, err)
-		}
-		if err = f.Close(); err != nil {
-			return err
-		}
-		if err = r.Rename(tmp, filepath.FromSlash(name)); err != nil {
-			return err
-		}
-		return syncDir(r, dir)
+		return atomicfile.WriteIn(r, name, 0o644, fill)
 	})
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", p, err)
-	}
-	return nil
-}
-
-// syncDir fsyncs the directory dir of r, so that a rename in it is durable.
-func syncDir(r *os.Root, dir string) error {
-	d, err := r.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
+		return fmt.Errorf("writing %s: %w", l.path(name), err)
 	}
 	return nil
 }

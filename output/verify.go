@@ -8,6 +8,7 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 
+	"github.com/builder-project/builder/internal/ioctx"
 	"github.com/builder-project/builder/internal/store"
 )
 
@@ -48,26 +49,12 @@ func (v *verifier) Read(p []byte) (int, error) {
 // Close implements io.Closer.
 func (v *verifier) Close() error { return v.c.Close() }
 
-// ctxReader fails reads once ctx is done, so long copies stop on cancel.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-// Read implements io.Reader.
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
 // copyVerified copies src to dst, reading at most one byte past size, and
 // checks that exactly size bytes hashing to want came through; a mismatch
 // wraps store.ErrInvalidDigest. name names the source in errors.
 func copyVerified(ctx context.Context, dst io.Writer, src io.Reader, size int64, want digest.Digest, name string) error {
 	dg := want.Algorithm().Digester()
-	n, err := io.Copy(io.MultiWriter(dst, dg.Hash()), &ctxReader{ctx: ctx, r: io.LimitReader(src, size+1)})
+	n, err := io.Copy(io.MultiWriter(dst, dg.Hash()), ioctx.Reader(ctx, io.LimitReader(src, size+1)))
 	if err != nil {
 		return fmt.Errorf("copying %s: %w", name, err)
 	}

@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/builder-project/builder/builder"
+	"github.com/builder-project/builder/internal/atomicfile"
 )
 
 func init() {
@@ -141,38 +141,21 @@ func cmdExport(ctx context.Context, g *globals, args []string) error {
 	return writeOutput(*out, func(w io.Writer) error { return b.Export(ctx, w, fs.Arg(0)) })
 }
 
-// writeOutput runs write into the file name (atomically: a temp file renamed
-// on success, removed on failure), or into stdout when name is "" or "-".
+// writeOutput runs write into the file name, which appears only once
+// complete (atomicfile.Write), or into stdout when name is "" or "-".
 func writeOutput(name string, write func(io.Writer) error) error {
-	if name == "" || name == "-" {
-		if fi, err := os.Stdout.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			return fmt.Errorf("refusing to write an archive to a terminal: use -o FILE or redirect standard output")
-		}
-		bw := bufio.NewWriterSize(os.Stdout, 1<<20)
+	buffered := func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 1<<20)
 		if err := write(bw); err != nil {
 			return err
 		}
 		return bw.Flush()
 	}
-	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-")
-	if err != nil {
-		return err
+	if name != "" && name != "-" {
+		return atomicfile.Write(name, 0o644, buffered)
 	}
-	defer os.Remove(f.Name())
-	bw := bufio.NewWriterSize(f, 1<<20)
-	if err := write(bw); err != nil {
-		f.Close()
-		return err
+	if fi, err := os.Stdout.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		return fmt.Errorf("refusing to write an archive to a terminal: use -o FILE or redirect standard output")
 	}
-	if err := bw.Flush(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), name)
+	return buffered(os.Stdout)
 }

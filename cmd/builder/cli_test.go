@@ -121,3 +121,33 @@ func TestSaveInterop(t *testing.T) {
 		t.Fatalf("umoci rootfs lacks our file: %v", err)
 	}
 }
+
+// TestLoadLayoutDir loads an OCI image layout directory, by path and as
+// oci:DIR, and refuses a directory that is not one, naming it.
+func TestLoadLayoutDir(t *testing.T) {
+	root := t.TempDir()
+	tarball := filepath.Join(t.TempDir(), "rootfs.tar")
+	writeFile(t, tarball, randomTar(t, 3, 1000))
+	id := strings.TrimSpace(mustCLI(t, root, nil, "import", tarball, "app:1"))
+	archive := filepath.Join(t.TempDir(), "app.tar")
+	mustCLI(t, root, nil, "save", "--format", "oci", "-o", archive, "app:1")
+	layout := t.TempDir()
+	if out, err := exec.Command("tar", "-xf", archive, "-C", layout).CombinedOutput(); err != nil {
+		t.Fatalf("untar: %v: %s", err, out)
+	}
+	for _, input := range []string{layout, "oci:" + layout} {
+		other := t.TempDir()
+		out := mustCLI(t, other, nil, "load", "-i", input)
+		if !strings.Contains(out, "Loaded image: app:1") {
+			t.Errorf("load -i %s printed %q", input, out)
+		}
+		if got := strings.TrimSpace(mustCLI(t, other, nil, "images", "-q", "--no-trunc")); got != id {
+			t.Errorf("load -i %s: images = %q, want %s", input, got, id)
+		}
+	}
+	empty := t.TempDir()
+	out, err := cli(t.TempDir(), "load", "-i", empty).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), empty) {
+		t.Errorf("load of a non-layout dir: %v: %s", err, out)
+	}
+}

@@ -13,13 +13,13 @@ package executortest
 import (
 	"context"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
 
 	"github.com/builder-project/builder/executor"
+	"github.com/builder-project/builder/internal/filecopy"
 	securejoin "github.com/cyphar/filepath-securejoin"
 )
 
@@ -129,27 +129,10 @@ func mergeInto(dst, src string) error {
 			return os.Symlink(link, target)
 		case fi.Mode().IsRegular():
 			os.RemoveAll(target)
-			return copyFile(target, p, fi.Mode().Perm())
+			return filecopy.File(target, p, fi.Mode().Perm())
 		}
 		return nil
 	})
-}
-
-func copyFile(dst, src string, perm fs.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // mkdirIn creates the container path p (and its parents) inside root.

@@ -1,10 +1,12 @@
 package atomicfile
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -30,35 +32,66 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 // directory. Readers see either the old or the new content. On any error,
 // including one returned by fill (which is returned as is), the temporary
 // file is removed and path is left untouched.
-func Write(path string, perm os.FileMode, fill func(io.Writer) error) (err error) {
+func Write(path string, perm os.FileMode, fill func(io.Writer) error) error {
 	dir, base := filepath.Split(path)
-	f, err := os.CreateTemp(dir, TempPrefix+base+"-*")
+	if dir == "" {
+		dir = "."
+	}
+	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return fmt.Errorf("creating temporary file for %s: %w", path, err)
 	}
-	tmp := f.Name()
+	defer root.Close()
+	return WriteIn(root, base, perm, fill)
+}
+
+// WriteIn is Write for the file name, slash-separated and relative to root:
+// every path, the temporary file's included, is resolved inside root, so a
+// symlink in the tree cannot redirect the write elsewhere.
+func WriteIn(root *os.Root, name string, perm os.FileMode, fill func(io.Writer) error) (err error) {
+	dir, base := path.Split(name)
+	dir = path.Clean("./" + dir)
+	tmp := path.Join(dir, TempPrefix+base+"-"+rand.Text())
+	display := filepath.Join(root.Name(), filepath.FromSlash(name))
+	f, err := root.OpenFile(filepath.FromSlash(tmp), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("creating temporary file for %s: %w", display, err)
+	}
 	defer func() {
 		if err != nil {
 			f.Close()
-			os.Remove(tmp)
+			root.Remove(filepath.FromSlash(tmp))
 		}
 	}()
 	if err = fill(f); err != nil {
 		return err
 	}
 	if err = f.Chmod(perm); err != nil {
-		return fmt.Errorf("setting mode of %s: %w", tmp, err)
+		return fmt.Errorf("setting mode of %s: %w", f.Name(), err)
 	}
 	if err = f.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", tmp, err)
+		return fmt.Errorf("syncing %s: %w", f.Name(), err)
 	}
 	if err = f.Close(); err != nil {
-		return fmt.Errorf("closing %s: %w", tmp, err)
+		return fmt.Errorf("closing %s: %w", f.Name(), err)
 	}
-	if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("renaming into %s: %w", path, err)
+	if err = root.Rename(filepath.FromSlash(tmp), filepath.FromSlash(name)); err != nil {
+		return fmt.Errorf("renaming into %s: %w", display, err)
 	}
-	return SyncDir(dir)
+	return SyncDirIn(root, dir)
+}
+
+// SyncDirIn is SyncDir for the directory dir (slash-separated) inside root.
+func SyncDirIn(root *os.Root, dir string) error {
+	d, err := root.Open(filepath.FromSlash(dir))
+	if err != nil {
+		return fmt.Errorf("opening directory %s: %w", filepath.Join(root.Name(), dir), err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("syncing directory %s: %w", filepath.Join(root.Name(), dir), err)
+	}
+	return nil
 }
 
 // SyncDir fsyncs the directory dir ("" means the current directory) so that

@@ -2,12 +2,13 @@ package testutil
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/builder-project/builder/internal/filecopy"
 )
 
 // BusyboxPath returns the path of a statically linked busybox, or calls
@@ -50,7 +51,7 @@ func MakeBusyboxRootfs(bb, dir string) error {
 	if err := os.Chmod(filepath.Join(dir, "tmp"), 0o1777|os.ModeSticky); err != nil {
 		return err
 	}
-	if err := copyFile(bb, filepath.Join(dir, "bin", "busybox"), 0o755); err != nil {
+	if err := filecopy.File(filepath.Join(dir, "bin", "busybox"), bb, 0o755); err != nil {
 		return fmt.Errorf("copying busybox: %w", err)
 	}
 	out, err := exec.Command(bb, "--list").Output()
@@ -76,21 +77,4 @@ func MakeBusyboxRootfs(bb, dir string) error {
 		}
 	}
 	return os.Chown(filepath.Join(dir, "home/app"), 1000, 1000)
-}
-
-func copyFile(src, dst string, mode os.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
