@@ -144,6 +144,7 @@ type StepError struct {
 	Msg string
 }
 
+// Error implements error.
 func (e *StepError) Error() string { return e.Msg }
 
 func stepLabel(ev Event) string { return fmt.Sprintf("[%s %d/%d]", ev.Stage, ev.Step, ev.Steps) }
