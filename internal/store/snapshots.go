@@ -271,7 +271,7 @@ func (a *Active) Commit(ctx context.Context, diffID digest.Digest) (string, erro
 	}
 	chainID := identity.ChainID(append(diffIDs(a.parent), diffID))
 	target := a.s.path("snapshots", chainID.Encoded())
-	if err := syncTree(a.Upper); err != nil {
+	if err := syncFiles(a.Upper); err != nil {
 		return "", fmt.Errorf("committing snapshot %s: %w", chainID, err)
 	}
 	err := os.Rename(a.Upper, target)
@@ -322,29 +322,6 @@ func diffIDs(layers []Layer) []digest.Digest {
 // chain ID of layers[:i+1].
 func chainIDs(layers []Layer) []digest.Digest {
 	return identity.ChainIDs(diffIDs(layers))
-}
-
-// syncTree fsyncs every regular file and directory below dir, so that a
-// committed snapshot survives a crash. Only the files this step wrote are
-// visited: an upperdir holds just the changes.
-func syncTree(dir string) error {
-	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.Type().IsRegular() && !d.IsDir() {
-			return nil
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			if errors.Is(err, fs.ErrPermission) {
-				return nil
-			}
-			return err
-		}
-		defer f.Close()
-		return f.Sync()
-	})
 }
 
 // treeSize returns the apparent size of the regular files below dir, each
