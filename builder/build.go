@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"time"
 
@@ -46,7 +45,8 @@ type BuildOptions struct {
 	Secrets map[string]SecretSource
 	// Runtime selects the OCI runtime: "" (built in), "runc", "crun" or a path.
 	Runtime string
-	// Jobs bounds how many stages build at once; default the number of CPUs.
+	// Jobs bounds how many stages build at once; 0 builds every stage as
+	// soon as the stages it depends on are done, as BuildKit does.
 	Jobs int
 	// Progress receives events; nil discards them.
 	Progress func(Event)
@@ -219,12 +219,12 @@ func readDockerfile(opts BuildOptions) ([]byte, string, error) {
 }
 
 // runStages builds every needed stage, each as soon as the stages it depends
-// on are done, at most Jobs at a time.
+// on are done, at most Jobs at a time when Jobs is set.
 func (bd *build) runStages(ctx context.Context) error {
 	needed := bd.g.Needed()
 	jobs := bd.opts.Jobs
 	if jobs <= 0 {
-		jobs = runtime.NumCPU()
+		jobs = len(needed) // all at once, as BuildKit does
 	}
 	sem := make(chan struct{}, jobs)
 	done := map[*dockerfile.Stage]chan struct{}{}

@@ -231,7 +231,7 @@ RUN --mount=type=bind,from=one,target=/1 --mount=type=bind,from=two,target=/2 --
 func TestFakeStagesRunInParallel(t *testing.T) {
 	for _, tc := range []struct {
 		jobs, want int
-	}{{3, 3}, {1, 1}} {
+	}{{0, 3}, {3, 3}, {1, 1}} {
 		b := newBarrier(3)
 		f := newFakeBuild(t, b.handler)
 		f.mustBuild(t, parallelDockerfile, BuildOptions{Jobs: tc.jobs})

@@ -31,7 +31,7 @@ func cmdBuild(ctx context.Context, g *globals, args []string) error {
 	outputs := fs.StringArrayP("output", "o", nil, "output: type=image|oci|docker|local|tar,dest=PATH")
 	progress := fs.String("progress", "auto", "progress output: auto, plain, tty or quiet")
 	quiet := fs.BoolP("quiet", "q", false, "suppress the build output and print the image ID")
-	jobs := fs.Int("jobs", 0, "how many stages may build at once (default: number of CPUs)")
+	jobs := fs.Int("jobs", 0, "how many stages may build at once (default: all that are ready)")
 	runtime := fs.String("runtime", "", "OCI runtime for RUN: builtin (default), runc, crun or a path")
 	secrets := fs.StringArray("secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR")
 	cacheFrom := fs.StringArray("cache-from", nil, "import build cache: type=local,src=DIR")
