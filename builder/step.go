@@ -176,17 +176,16 @@ func (bd *build) snapshotStep(ctx context.Context, res *stageResult, ev Event, f
 	if err != nil || len(entries) == 0 {
 		return nil, err // an empty upperdir gives no layer
 	}
-	l, err := bd.b.writeLayer(ctx, func(w io.Writer) error {
+	// The layer is stored once, as its snapshot: the store regenerates
+	// the tar from it when the blob is read (store.Active.CommitLayer).
+	l, err := layer.Measure(ctx, func(w io.Writer) error {
 		return layer.Diff(ctx, a.Upper, layer.DiffOptions{Lowers: a.Lowers}, w)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("writing layer: %w", err)
 	}
-	if _, err := a.Commit(ctx, l.DiffID); err != nil {
-		return nil, err
-	}
 	sl := store.Layer{DiffID: l.DiffID, Blob: l.Desc, Size: l.Size}
-	if err := bd.b.st.RecordLayers(sl); err != nil {
+	if _, err := a.CommitLayer(ctx, sl); err != nil {
 		return nil, err
 	}
 	return &sl, nil

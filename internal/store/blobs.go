@@ -139,21 +139,26 @@ func (w *Writer) Abort() error {
 	return err
 }
 
-// Has reports whether the blob is stored, with its size.
+// Has reports whether the blob is stored, with its size: as a file, or as
+// a layer that its recipe regenerates.
 func (s *Store) Has(d digest.Digest) (int64, bool) {
 	p, err := s.blobPath(d)
 	if err != nil {
 		return 0, false
 	}
 	fi, err := os.Stat(p)
-	if err != nil {
-		return 0, false
+	if err == nil {
+		return fi.Size(), true
 	}
-	return fi.Size(), true
+	if r, ok := s.readRecipe(d); ok {
+		return r.Size, true
+	}
+	return 0, false
 }
 
 // Open returns a reader of the blob that verifies its digest: the final Read
-// returns an error instead of io.EOF if the bytes on disk do not match.
+// returns an error instead of io.EOF if the bytes do not match. A layer
+// stored as its snapshot (see CommitLayer) is regenerated while it is read.
 func (s *Store) Open(ctx context.Context, d digest.Digest) (io.ReadCloser, int64, error) {
 	p, err := s.blobPath(d)
 	if err != nil {
@@ -162,6 +167,9 @@ func (s *Store) Open(ctx context.Context, d digest.Digest) (io.ReadCloser, int64
 	f, err := os.Open(p)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
+			if r, ok := s.readRecipe(d); ok {
+				return s.openRecipe(ctx, d, r)
+			}
 			return nil, 0, fmt.Errorf("blob %s: %w", d, ErrNotFound)
 		}
 		return nil, 0, fmt.Errorf("opening blob %s: %w", d, err)
@@ -175,7 +183,7 @@ func (s *Store) Open(ctx context.Context, d digest.Digest) (io.ReadCloser, int64
 }
 
 type verifier struct {
-	f    *os.File
+	f    io.ReadCloser
 	want digest.Digest
 	h    hash.Hash
 	ctx  context.Context

@@ -6,6 +6,7 @@
 // Layout under the root directory:
 //
 //	blobs/sha256/<hex>        committed blobs (layers, configs, manifests, indexes), read-only
+//	recipes/sha256/<hex>      how to regenerate a built layer's uncompressed blob from its snapshot
 //	ingest/<id>/data          a blob being written
 //	ingest/<id>.lock          held by the ingest's writer while it lives
 //	snapshots/<hex>/          committed snapshots, named by chain ID, in overlay format

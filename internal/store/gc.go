@@ -125,6 +125,7 @@ func (s *Store) roots(ctx context.Context, extra Roots) (Roots, error) {
 		}
 		r.add(parent)
 	}
+	s.keepRecipeSnapshots(r)
 	return r, nil
 }
 
@@ -195,6 +196,9 @@ func (s *Store) deleteUnreferenced(ctx context.Context, keep Roots) (int64, erro
 			return freed, err
 		}
 		freed += size
+	}
+	if err := s.removeRecipes(keep); err != nil {
+		return freed, err
 	}
 	sn := s.Snapshots()
 	chains, err := sn.List()

@@ -67,7 +67,7 @@ func Open(root string) (*Store, error) {
 		return nil, fmt.Errorf("opening store %s: %w", root, err)
 	}
 	s := &Store{root: abs}
-	for _, d := range []string{"blobs/sha256", "ingest", "snapshots", "active", "tmp", "cache"} {
+	for _, d := range []string{"blobs/sha256", "recipes/sha256", "ingest", "snapshots", "active", "tmp", "cache"} {
 		if err := os.MkdirAll(s.path(d), 0o700); err != nil {
 			return nil, fmt.Errorf("opening store %s: %w", abs, err)
 		}
@@ -173,6 +173,9 @@ func (s *Store) cleanup() error {
 		}
 	}
 	if err := s.removeIndexTemps(); err != nil {
+		return err
+	}
+	if err := removeStaleTemps(s.path("recipes"), time.Now()); err != nil {
 		return err
 	}
 	return removeStaleTemps(s.CacheDir(), time.Now())
