@@ -14,6 +14,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/singleflight"
 )
 
 // BuildOptions configure Build. The zero value of each optional field means
@@ -61,6 +62,16 @@ type BuildOptions struct {
 	// CacheTo are directories the build cache is exported to after the
 	// build (see ExportCache).
 	CacheTo []string
+	// Pull is the pull policy of the images the build names: PullMissing
+	// (the default), PullAlways or PullNever.
+	Pull string
+	// Platform ("os/arch[/variant]") is the platform the image is built
+	// for: FROM pulls it and TARGETPLATFORM names it. RUN steps need the
+	// host's platform (there is no emulation). Default the host's.
+	Platform string
+	// Registry configures access to registries (insecure registries, the
+	// config file).
+	Registry RegistryOptions
 }
 
 // BuildResult describes a finished build.
@@ -83,8 +94,10 @@ type build struct {
 	exec   executor.Executor
 	ev     *emitter
 	ignore *dockerfile.Ignore
-	// platform is the platform steps run on and are keyed with.
-	platform string
+	// target is the platform of stages without FROM --platform.
+	target ocispec.Platform
+	// pulls makes stages that need the same image pull it once.
+	pulls singleflight.Group
 
 	mu      sync.Mutex
 	results map[*dockerfile.Stage]*stageResult
@@ -101,7 +114,18 @@ func (b *Builder) Build(ctx context.Context, opts BuildOptions) (*BuildResult, e
 	if err != nil {
 		return nil, err
 	}
-	g, err := dockerfile.Parse(name, src, dockerfile.Options{BuildArgs: opts.BuildArgs, Target: opts.Target})
+	target := hostPlatform()
+	if opts.Platform != "" {
+		if target, err = parsePlatform(opts.Platform); err != nil {
+			return nil, err
+		}
+	}
+	switch opts.Pull {
+	case "", PullMissing, PullAlways, PullNever:
+	default:
+		return nil, fmt.Errorf("--pull %q: want missing, always or never", opts.Pull)
+	}
+	g, err := dockerfile.Parse(name, src, dockerfile.Options{BuildArgs: opts.BuildArgs, Target: opts.Target, TargetPlatform: target})
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +146,7 @@ func (b *Builder) Build(ctx context.Context, opts BuildOptions) (*BuildResult, e
 	default:
 		return nil, fmt.Errorf("--network %q: want default, none or host", opts.Network)
 	}
-	bd := &build{b: b, opts: opts, g: g, ev: ev, platform: hostPlatform, results: map[*dockerfile.Stage]*stageResult{}}
+	bd := &build{b: b, opts: opts, g: g, ev: ev, target: target, results: map[*dockerfile.Stage]*stageResult{}}
 	if opts.ContextDir == "" {
 		return nil, errors.New("no build context directory")
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"runtime"
 	"strings"
 
 	"github.com/builder-project/builder/dockerfile"
@@ -29,6 +28,8 @@ type stageResult struct {
 	parent digest.Digest
 	// noCache: --no-cache or --no-cache-filter applies to this stage.
 	noCache bool
+	// platform is the platform the stage is built for.
+	platform ocispec.Platform
 }
 
 // diffIDs returns the stage's layer diffIDs so far.
@@ -61,8 +62,13 @@ func (bd *build) runStage(ctx context.Context, s *dockerfile.Stage) error {
 // the base image's ONBUILD triggers first.
 func (bd *build) startStage(ctx context.Context, s *dockerfile.Stage, res *stageResult) ([]*dockerfile.Step, error) {
 	steps := s.Steps
-	if err := checkPlatform(s.Platform); err != nil {
-		return nil, dockerfile.NewError(s.Location, err)
+	res.platform = bd.target
+	if s.Platform != "" {
+		p, err := parsePlatform(s.Platform)
+		if err != nil {
+			return nil, dockerfile.NewError(s.Location, fmt.Errorf("FROM --platform: %w", err))
+		}
+		res.platform = p
 	}
 	switch {
 	case s.BaseStage != nil:
@@ -75,13 +81,13 @@ func (bd *build) startStage(ctx context.Context, s *dockerfile.Stage, res *stage
 		res.key = base.key
 		res.parent = base.parent
 	case s.IsScratch():
-		res.cfg.Platform = ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
+		res.cfg.Platform = res.platform
 		res.scope = bd.g.NewScope(nil)
 		res.key = digest.FromString("scratch")
 	default:
-		img, err := bd.b.resolve(ctx, s.BaseName)
+		img, err := bd.image(ctx, s.BaseName, res.platform)
 		if err != nil {
-			return nil, dockerfile.NewError(s.Location, fmt.Errorf("FROM %s: %w (builder has no registry access yet: load or import the image first)", s.BaseName, err))
+			return nil, dockerfile.NewError(s.Location, fmt.Errorf("FROM %s: %w", s.BaseName, err))
 		}
 		res.cfg = img.config
 		res.parent = img.rec.ID
@@ -122,18 +128,4 @@ func deepCopy(dst, src *Config) error {
 	}
 	*dst = Config{}
 	return json.Unmarshal(data, dst)
-}
-
-// checkPlatform accepts a FROM --platform only when it is the host's: the
-// builder runs steps natively and has no emulation.
-func checkPlatform(p string) error {
-	if p == "" {
-		return nil
-	}
-	parts := strings.Split(strings.ToLower(p), "/")
-	arch := runtime.GOARCH
-	if parts[0] == "linux" && (len(parts) == 1 || parts[1] == arch || parts[1] == "x86_64" && arch == "amd64" || parts[1] == "aarch64" && arch == "arm64") {
-		return nil
-	}
-	return fmt.Errorf("FROM --platform=%s: only the host platform linux/%s can be built (there is no emulation)", p, arch)
 }

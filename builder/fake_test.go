@@ -265,9 +265,11 @@ func TestFakeErrorLocations(t *testing.T) {
 		{"bad instruction", "FROM scratch\nRUNN true\n", 2, nil, "unknown instruction"},
 		{"bad stopsignal", "FROM scratch\nSTOPSIGNAL NOPE\n", 2, nil, "STOPSIGNAL"},
 		{"secret required", "FROM scratch\nRUN --mount=type=secret,id=tok,required true\n", 2, nil, `secret "tok" is required`},
+		{"foreign RUN", "FROM --platform=linux/s390x scratch\nLABEL a=b\nRUN true\n", 3, nil, "needs emulation"},
+		{"missing platform", "FROM --platform=linux/s390x nosuch/image:1\n", 1, ErrNotFound, "nosuch/image:1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := f.build(t, tc.dockerfile, BuildOptions{})
+			_, err := f.build(t, tc.dockerfile, BuildOptions{Pull: PullNever})
 			if err == nil {
 				t.Fatal("build succeeded")
 			}
@@ -371,5 +373,27 @@ func TestFakeOutputsAndCacheSync(t *testing.T) {
 	}
 	if _, err := f.build(t, df, BuildOptions{Outputs: []Output{{Type: "nope"}}}); err == nil {
 		t.Error("an unknown output type was accepted")
+	}
+}
+
+// TestFakeTargetPlatform builds for another platform: FROM scratch, the
+// image config and TARGETARCH follow --platform; only RUN would need the
+// host's.
+func TestFakeTargetPlatform(t *testing.T) {
+	f := newFakeBuild(t, nil)
+	res := f.mustBuild(t, "FROM scratch\nARG TARGETARCH\nLABEL arch=$TARGETARCH\nCMD [\"/x\"]\n", BuildOptions{Platform: "linux/arm64/v8", Tags: []string{"arm:1"}})
+	ins, err := f.b.Inspect(context.Background(), []string{"arm:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ins[0].Architecture != "arm64" || ins[0].Variant != "v8" || ins[0].Config.Labels["arch"] != "arm64" {
+		t.Errorf("architecture %s/%s, label %q", ins[0].Architecture, ins[0].Variant, ins[0].Config.Labels["arch"])
+	}
+	host := f.mustBuild(t, "FROM scratch\nARG TARGETARCH\nLABEL arch=$TARGETARCH\nCMD [\"/x\"]\n", BuildOptions{})
+	if host.ID == res.ID || host.Cached != 0 {
+		t.Errorf("the host build reused the arm64 one: %d cached", host.Cached)
+	}
+	if _, err := f.build(t, "FROM scratch\n", BuildOptions{Platform: "linux"}); err == nil {
+		t.Error("an invalid platform was accepted")
 	}
 }

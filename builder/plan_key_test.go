@@ -50,7 +50,7 @@ func newPlanFixture(t *testing.T, src string, opts BuildOptions) *planFixture {
 	if opts.Network == "" {
 		opts.Network = "default"
 	}
-	bd := &build{b: newTestBuilder(t), opts: opts, g: g, platform: hostPlatform, results: map[*dockerfile.Stage]*stageResult{}}
+	bd := &build{b: newTestBuilder(t), opts: opts, g: g, target: hostPlatform(), results: map[*dockerfile.Stage]*stageResult{}}
 	if bd.ignore, err = dockerfile.NewIgnore(nil); err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func newPlanFixture(t *testing.T, src string, opts BuildOptions) *planFixture {
 func (f *planFixture) key(t *testing.T, mutate func(instructions.Command)) (digest.Digest, error) {
 	t.Helper()
 	s := f.g.Target
-	res := &stageResult{scope: f.g.NewScope(nil), key: digest.FromString("parent")}
+	res := &stageResult{scope: f.g.NewScope(nil), key: digest.FromString("parent"), platform: hostPlatform()}
 	var r *dockerfile.Resolved
 	for _, st := range s.Steps {
 		var err error
@@ -81,7 +81,7 @@ func (f *planFixture) key(t *testing.T, mutate func(instructions.Command)) (dige
 		return "", err
 	}
 	in := p.key()
-	in.Parent, in.Platform = res.key, f.bd.platform
+	in.Parent, in.Platform = res.key, dockerfile.FormatPlatform(res.platform)
 	return cache.Key(in), nil
 }
 

@@ -22,6 +22,11 @@ const (
 	// Info: a message about the build worth showing (Message), such as
 	// how many cache entries --cache-from imported.
 	Info
+	// Transfer: progress of a pull or push, in docker's words: Message is
+	// the status ("Pulling fs layer", "Downloading", "Pushed", ...), ID the
+	// layer's short digest ("" for lines about the whole image), Current
+	// and Total the bytes done and to do while a blob moves.
+	Transfer
 )
 
 // Event is one progress report of a build. The library never writes to the
@@ -41,8 +46,12 @@ type Event struct {
 	Duration time.Duration
 	// Err is the step's error, for StepDone.
 	Err error
-	// Message is the text of Warning, BuildDone and Info.
+	// Message is the text of Warning, BuildDone, Info and Transfer.
 	Message string
+	// ID is the layer a Transfer event is about.
+	ID string
+	// Current and Total are the bytes done and to do of a Transfer.
+	Current, Total int64
 	// Time is when the event happened.
 	Time time.Time
 }

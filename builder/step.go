@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"strings"
 	"time"
 
@@ -69,7 +68,7 @@ func (bd *build) runStep(ctx context.Context, s *dockerfile.Stage, res *stageRes
 		return dockerfile.NewError(st.Location, err)
 	}
 	in := p.key()
-	in.Parent, in.Platform = res.key, bd.platform
+	in.Parent, in.Platform = res.key, dockerfile.FormatPlatform(res.platform)
 	key := cache.Key(in)
 	if rec, cfg, ok := bd.lookup(ctx, res, key); ok {
 		res.cfg = cfg
@@ -190,9 +189,6 @@ func (bd *build) snapshotStep(ctx context.Context, res *stageResult, ev Event, f
 	}
 	return &sl, nil
 }
-
-// hostPlatform is the platform every step runs on and is keyed with.
-var hostPlatform = "linux/" + runtime.GOARCH
 
 // commandJSON renders a buildkit command's exported fields (expanded values,
 // flags and heredoc bodies) canonically.

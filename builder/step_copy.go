@@ -60,9 +60,9 @@ func (bd *build) newCopyPlan(ctx context.Context, res *stageResult, r *dockerfil
 	case st.FromStage != nil:
 		p.sum = bd.result(st.FromStage).key
 	case st.FromImage != "":
-		img, err := bd.b.resolve(ctx, st.FromImage)
+		img, err := bd.image(ctx, st.FromImage, res.platform)
 		if err != nil {
-			return nil, fmt.Errorf("COPY --from=%s: %w (builder has no registry access yet: load or import the image first)", st.FromImage, err)
+			return nil, fmt.Errorf("COPY --from=%s: %w", st.FromImage, err)
 		}
 		p.image, p.sum = img, img.rec.Manifest.Digest
 	default:

@@ -31,7 +31,7 @@ type mountPlan struct {
 	id, target string
 }
 
-func (bd *build) newMountPlan(ctx context.Context, st *dockerfile.Step, i int, m *instructions.Mount) (*mountPlan, error) {
+func (bd *build) newMountPlan(ctx context.Context, res *stageResult, st *dockerfile.Step, i int, m *instructions.Mount) (*mountPlan, error) {
 	mp := &mountPlan{m: *m, target: m.Target}
 	if m.Env != nil && m.Type != instructions.MountTypeSecret {
 		return nil, fmt.Errorf("RUN --mount=type=%s: env= is only valid for secret mounts", m.Type)
@@ -61,7 +61,7 @@ func (bd *build) newMountPlan(ctx context.Context, st *dockerfile.Step, i int, m
 			mp.target = "/run/secrets/" + path.Base(mp.id)
 		}
 	case instructions.MountTypeBind:
-		if err := bd.resolveBind(ctx, st, i, mp); err != nil {
+		if err := bd.resolveBind(ctx, res, st, i, mp); err != nil {
 			return nil, err
 		}
 	default:
@@ -71,7 +71,7 @@ func (bd *build) newMountPlan(ctx context.Context, st *dockerfile.Step, i int, m
 }
 
 // resolveBind finds what a bind mount reads and fingerprints it.
-func (bd *build) resolveBind(ctx context.Context, st *dockerfile.Step, i int, mp *mountPlan) error {
+func (bd *build) resolveBind(ctx context.Context, res *stageResult, st *dockerfile.Step, i int, mp *mountPlan) error {
 	var src *dockerfile.MountSource
 	for j := range st.Mounts {
 		if st.Mounts[j].Index == i {
@@ -87,7 +87,7 @@ func (bd *build) resolveBind(ctx context.Context, st *dockerfile.Step, i int, mp
 		mp.stage, mp.from = src.Stage, bd.result(src.Stage).key
 		return nil
 	default:
-		img, err := bd.b.resolve(ctx, src.Image)
+		img, err := bd.image(ctx, src.Image, res.platform)
 		if err != nil {
 			return fmt.Errorf("--mount from=%s: %w", src.Image, err)
 		}

@@ -34,6 +34,9 @@ type runPlan struct {
 }
 
 func (bd *build) newRunPlan(ctx context.Context, res *stageResult, r *dockerfile.Resolved, c *instructions.RunCommand) (*runPlan, error) {
+	if err := canRun(res.platform); err != nil {
+		return nil, err
+	}
 	argv, script, err := dockerfile.RunArgs(c, shellOf(&res.cfg))
 	if err != nil {
 		return nil, err
@@ -51,7 +54,7 @@ func (bd *build) newRunPlan(ctx context.Context, res *stageResult, r *dockerfile
 		p.network = executor.NetworkDefault
 	}
 	for i, m := range instructions.GetMounts(c) {
-		mp, err := bd.newMountPlan(ctx, r.Step, i, m)
+		mp, err := bd.newMountPlan(ctx, res, r.Step, i, m)
 		if err != nil {
 			return nil, err
 		}

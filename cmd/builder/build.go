@@ -36,6 +36,10 @@ func cmdBuild(ctx context.Context, g *globals, args []string) error {
 	secrets := fs.StringArray("secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR")
 	cacheFrom := fs.StringArray("cache-from", nil, "import build cache: type=local,src=DIR")
 	cacheTo := fs.StringArray("cache-to", nil, "export build cache: type=local,dest=DIR")
+	pull := fs.String("pull", builder.PullMissing, "pull images: missing (default), always (--pull) or never (--pull=false)")
+	fs.Lookup("pull").NoOptDefVal = builder.PullAlways
+	platform := fs.String("platform", "", "build for this platform (os/arch[/variant]); RUN needs the host's")
+	reg := registryFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -45,6 +49,7 @@ func cmdBuild(ctx context.Context, g *globals, args []string) error {
 	opts := builder.BuildOptions{
 		ContextDir: fs.Arg(0), Tags: *tags, Target: *target, NoCache: *noCache, NoCacheFilter: *noCacheFilter,
 		Network: *network, Runtime: *runtime, Jobs: *jobs, BuildArgs: map[string]string{}, Labels: map[string]string{},
+		Pull: pullPolicy(*pull), Platform: *platform, Registry: reg(),
 	}
 	for _, sec := range *secrets {
 		id, src, err := parseSecret(sec)
@@ -222,4 +227,15 @@ func parseSecret(s string) (string, builder.SecretSource, error) {
 		return id, builder.SecretSource{File: src}, nil
 	}
 	return id, builder.SecretSource{Env: id}, nil
+}
+
+// pullPolicy maps --pull's values, docker's booleans included, to a policy.
+func pullPolicy(v string) string {
+	switch strings.ToLower(v) {
+	case "true":
+		return builder.PullAlways
+	case "false":
+		return builder.PullNever
+	}
+	return v
 }

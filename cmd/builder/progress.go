@@ -19,6 +19,8 @@ type renderer struct {
 	w       io.Writer
 	mu      sync.Mutex
 	running map[string]builder.Event
+	// transfers prints the pulls a build does.
+	transfers *transferPrinter
 	start   time.Time
 	lines   int
 	stop    chan struct{}
@@ -37,7 +39,7 @@ func newRenderer(mode string, w io.Writer) (*renderer, error) {
 	default:
 		return nil, fmt.Errorf("--progress %q: want auto, plain, tty or quiet", mode)
 	}
-	r := &renderer{mode: mode, w: w, running: map[string]builder.Event{}, start: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
+	r := &renderer{mode: mode, w: w, running: map[string]builder.Event{}, transfers: newTransferPrinter(w), start: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
 	if mode == "tty" {
 		go r.tick()
 	} else {
@@ -61,6 +63,9 @@ func (r *renderer) event(ev builder.Event) {
 	case builder.Warning:
 		r.clear()
 		fmt.Fprintf(r.w, "WARNING: %s\n", ev.Message)
+	case builder.Transfer:
+		r.clear()
+		r.transfers.event(ev)
 	case builder.BuildDone, builder.Info:
 		r.clear()
 		fmt.Fprintf(r.w, "%s\n", ev.Message)

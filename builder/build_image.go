@@ -1,0 +1,80 @@
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+
+	"github.com/builder-project/builder/dockerfile"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Pull policies of a build (BuildOptions.Pull), as docker's --pull.
+const (
+	// PullMissing pulls an image a build needs only when the store lacks
+	// it (for the build's platform). It is the default.
+	PullMissing = "missing"
+	// PullAlways pulls every image reference a build names again, so that
+	// a moved tag is followed (build --pull).
+	PullAlways = "always"
+	// PullNever never contacts a registry (build --pull=false).
+	PullNever = "never"
+)
+
+// image returns the image a FROM, COPY --from or RUN --mount from= names,
+// for platform: from the store, or pulled from its registry as the build's
+// pull policy allows. Stages that name the same image pull it once.
+func (bd *build) image(ctx context.Context, ref string, platform ocispec.Platform) (*stored, error) {
+	policy := bd.opts.Pull
+	if policy == "" {
+		policy = PullMissing
+	}
+	if policy != PullAlways {
+		img, err := bd.b.resolve(ctx, ref)
+		switch {
+		case err == nil && (isIDRef(ref, img.rec) || samePlatform(img.config.Platform, platform)):
+			return img, nil
+		case err == nil && policy == PullNever:
+			return nil, fmt.Errorf("image %s is %s, not %s (and --pull=never)", ref, dockerfile.FormatPlatform(img.config.Platform), dockerfile.FormatPlatform(platform))
+		case err != nil && (policy == PullNever || !errors.Is(err, ErrNotFound)):
+			return nil, err
+		}
+	}
+	key := ref + " " + dockerfile.FormatPlatform(platform)
+	_, err, _ := bd.pulls.Do(key, func() (any, error) {
+		opts := PullOptions{RegistryOptions: bd.opts.Registry, Platform: dockerfile.FormatPlatform(platform), Progress: bd.ev.emit}
+		_, err := bd.b.Pull(ctx, ref, opts)
+		return nil, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pulling %s: %w", ref, err)
+	}
+	return bd.b.resolve(ctx, ref)
+}
+
+// samePlatform reports whether an image's platform is the wanted one. An
+// image that says nothing about its platform matches any.
+func samePlatform(have, want ocispec.Platform) bool {
+	if have.OS == "" && have.Architecture == "" {
+		return true
+	}
+	return have.OS == want.OS && have.Architecture == want.Architecture &&
+		(have.Variant == "" || want.Variant == "" || have.Variant == want.Variant)
+}
+
+// hostPlatform is the platform this machine runs steps on.
+func hostPlatform() ocispec.Platform {
+	return ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
+}
+
+// canRun reports whether steps of a stage built for p can run here: builder
+// runs processes natively and has no emulation.
+func canRun(p ocispec.Platform) error {
+	h := hostPlatform()
+	if p.OS == h.OS && p.Architecture == h.Architecture {
+		return nil
+	}
+	return fmt.Errorf("RUN on %s needs emulation, which builder does not have: it runs steps natively on %s (COPY and metadata steps work for any platform)",
+		dockerfile.FormatPlatform(p), dockerfile.FormatPlatform(h))
+}
