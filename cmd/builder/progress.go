@@ -21,10 +21,10 @@ type renderer struct {
 	running map[string]builder.Event
 	// transfers prints the pulls a build does.
 	transfers *transferPrinter
-	start   time.Time
-	lines   int
-	stop    chan struct{}
-	done    chan struct{}
+	start     time.Time
+	lines     int
+	stop      chan struct{}
+	done      chan struct{}
 }
 
 func newRenderer(mode string, w io.Writer) (*renderer, error) {
