@@ -125,29 +125,20 @@ func (c *copier) extractEntry(dir string, hdr *tar.Header, r io.Reader) error {
 	switch hdr.Typeflag {
 	case tar.TypeDir:
 		return c.extractDir(p, own, mode, mtime)
-	case tar.TypeReg, tar.TypeRegA: //nolint:staticcheck // old archives still use TypeRegA
-		if err := c.clearTarget(p); err != nil {
-			return err
-		}
-		n, err := c.writeFile(p, r, own, mode, mtime, nil)
-		if err != nil {
-			return err
-		}
-		if err := c.setPAXXattrs(p, hdr); err != nil {
-			return err
-		}
-		c.res.Bytes += n
+	case tar.TypeReg, tar.TypeRegA, tar.TypeSymlink, tar.TypeLink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo: //nolint:staticcheck // old archives still use TypeRegA
+		// Written below, by name in the open parent directory.
+	default:
+		return nil // unknown types are skipped, as Docker does
+	}
+	d, err := c.openDst(parent)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	name := relBase(rel)
+	switch hdr.Typeflag {
 	case tar.TypeSymlink:
-		if err := c.clearTarget(p); err != nil {
-			return err
-		}
-		if err := c.dst.Symlink(hdr.Linkname, p); err != nil {
-			return fmt.Errorf("creating symlink /%s: %w", p, err)
-		}
-		if err := c.dst.Lchown(p, own.uid, own.gid); err != nil {
-			return fmt.Errorf("changing owner of /%s: %w", p, err)
-		}
-		if err := lchtimes(c.dst, p, mtime); err != nil {
+		if err := c.writeSymlink(d, name, "", hdr.Linkname, own, mtime); err != nil {
 			return err
 		}
 	case tar.TypeLink:
@@ -162,14 +153,11 @@ func (c *copier) extractEntry(dir string, hdr *tar.Header, r io.Reader) error {
 		if tfi, err := c.dst.Lstat(target); err != nil || tfi.IsDir() {
 			return fmt.Errorf("invalid hardlink %s -> %s: target is missing or a directory", hdr.Name, hdr.Linkname)
 		}
-		if err := c.clearTarget(p); err != nil {
+		if err := c.link(d, name, "", target); err != nil {
 			return err
 		}
-		if err := c.dst.Link(target, p); err != nil {
-			return fmt.Errorf("linking /%s to /%s: %w", p, target, err)
-		}
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-		if err := c.clearTarget(p); err != nil {
+		if err := c.clearTarget(d, name); err != nil {
 			return err
 		}
 		if err := mknod(c.dst, p, fi.Mode(), mkdev(hdr.Devmajor, hdr.Devminor)); err != nil {
@@ -184,8 +172,15 @@ func (c *copier) extractEntry(dir string, hdr *tar.Header, r io.Reader) error {
 		if err := c.dst.Chtimes(p, mtime, mtime); err != nil {
 			return fmt.Errorf("setting times of /%s: %w", p, err)
 		}
-	default:
-		return nil // unknown types are skipped, as Docker does
+	default: // regular
+		n, err := c.writeFile(d, name, "", r, own, mode, mtime, nil)
+		if err != nil {
+			return err
+		}
+		if err := c.setPAXXattrs(p, hdr); err != nil {
+			return err
+		}
+		c.res.Bytes += n
 	}
 	c.res.Files++
 	return nil

@@ -2,6 +2,7 @@ package copier
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -128,11 +129,12 @@ func (c *copier) copySource(s *Source) error {
 	c.links = map[inode]string{}
 	switch {
 	case s.Heredoc:
-		parent, name, err := c.fileTarget(s.DestName)
+		d, name, err := c.fileTarget(s.DestName)
 		if err != nil {
 			return err
 		}
-		return c.writeHeredoc(parent, name, s.Data)
+		defer d.close()
+		return c.writeHeredoc(d, name, s.Data)
 	case s.Archive:
 		dir, err := c.ensureDir(c.dest)
 		if err != nil {
@@ -143,78 +145,123 @@ func (c *copier) copySource(s *Source) error {
 		}
 		return c.extract(s, dir)
 	}
-	entries, err := c.w.entries(s)
-	if err != nil {
-		return err
-	}
-	dirs := map[string]string{}
-	for i, e := range entries {
+	// dirs holds the open destination directories of the entries above
+	// the current one, each with the Rel of its entry.
+	var dirs []placedDir
+	defer func() {
+		for _, d := range dirs {
+			d.close()
+		}
+	}()
+	first := true
+	return c.w.walk(s, func(e Entry, at srcAt) error {
+		top := first
+		first = false
 		if err := c.ctx.Err(); err != nil {
 			return err
 		}
 		if readHook != nil {
 			readHook(e.Path)
 		}
-		var parent, name string
+		var parent dstDir
+		var name string
 		switch {
-		case i == 0 && !c.o.Parents && !s.IsDir:
-			if parent, name, err = c.fileTarget(s.DestName); err != nil {
-				return err
-			}
-		case i == 0 && (!c.o.Parents || e.Rel == "."):
-			// The directory whose contents are copied becomes Dest, or
-			// with Parents the directory Dest itself.
-			if c.dest == "." {
-				dirs[e.Rel] = "."
-				continue
-			}
-			if parent, err = c.ensureDir(relDir(c.dest)); err != nil {
-				return err
-			}
-			name = relBase(c.dest)
-		case i == 0:
-			if dirs["."], err = c.ensureDir(c.dest); err != nil {
-				return err
-			}
-			fallthrough
-		default:
-			var ok bool
-			if parent, ok = dirs[relDir(e.Rel)]; !ok {
-				return fmt.Errorf("copying %s: internal error: no destination for %s", s.Path, relDir(e.Rel))
-			}
-			name = relBase(e.Rel)
-		}
-		if e.Info.IsDir() {
-			d, err := c.placeDir(parent, name, e)
+		case top && !c.o.Parents && !s.IsDir:
+			d, name, err := c.fileTarget(s.DestName)
 			if err != nil {
 				return err
 			}
-			dirs[e.Rel] = d
-			continue
+			defer d.close()
+			return c.placeFile(d, name, e, at)
+		case top && c.dest != "." && (!c.o.Parents || e.Rel == "."):
+			// The directory whose contents are copied becomes Dest, or
+			// with Parents the directory Dest itself.
+			var err error
+			if parent, err = c.ensureOpen(relDir(c.dest)); err != nil {
+				return err
+			}
+			defer parent.close()
+			name = relBase(c.dest)
+		case top:
+			// Dest is the root, whose directory source e copies its
+			// contents to, or with Parents the directory e goes into.
+			d, err := c.ensureOpen(c.dest)
+			if err != nil {
+				return err
+			}
+			dirs = append(dirs, placedDir{d, "."})
+			if e.Rel == "." {
+				return nil
+			}
+			fallthrough
+		default:
+			// Entries come parents first: the directories left on the
+			// stack that are not above e are done.
+			want := relDir(e.Rel)
+			for len(dirs) > 0 && dirs[len(dirs)-1].rel != want {
+				dirs[len(dirs)-1].close()
+				dirs = dirs[:len(dirs)-1]
+			}
+			if len(dirs) == 0 {
+				return fmt.Errorf("copying %s: internal error: no destination for %s", s.Path, want)
+			}
+			parent, name = dirs[len(dirs)-1].dstDir, relBase(e.Rel)
 		}
-		if err := c.placeFile(parent, name, e); err != nil {
-			return err
+		if e.Info.IsDir() {
+			d, err := c.placeDir(parent, name, e, at)
+			if err != nil {
+				return err
+			}
+			dirs = append(dirs, placedDir{d, e.Rel})
+			return nil
 		}
-	}
-	return nil
+		return c.placeFile(parent, name, e, at)
+	})
 }
 
-// fileTarget returns the directory and name a single file source is
-// written to: inside Dest when Dest is a directory (by its trailing slash,
-// by having several sources, or by existing as one), else Dest itself.
-func (c *copier) fileTarget(name string) (string, string, error) {
+// placedDir is a destination directory open while the entries below it
+// are copied.
+type placedDir struct {
+	dstDir
+	rel string // the Rel of the source entry
+}
+
+// fileTarget returns the open directory and the name a single file source
+// is written to: inside Dest when Dest is a directory (by its trailing
+// slash, by having several sources, or by existing as one), else Dest
+// itself.
+func (c *copier) fileTarget(name string) (dstDir, string, error) {
+	dir := c.dest
 	if !c.dirHint {
 		isDir, err := c.destIsDir()
 		if err != nil {
-			return "", "", err
+			return dstDir{}, "", err
 		}
 		if !isDir {
-			parent, err := c.ensureDir(relDir(c.dest))
-			return parent, relBase(c.dest), err
+			dir, name = relDir(c.dest), relBase(c.dest)
 		}
 	}
-	dir, err := c.ensureDir(c.dest)
-	return dir, name, err
+	p, err := c.ensureDir(dir)
+	if err != nil {
+		return dstDir{}, "", err
+	}
+	if strings.Contains(name, "/") {
+		// A heredoc's name may hold "/" and "..": the root resolves
+		// them, as for any path.
+		full := relJoin(p, name)
+		p, name = relDir(full), relBase(full)
+	}
+	d, err := c.openDst(p)
+	return d, name, err
+}
+
+// ensureOpen opens the destination directory p, made by ensureDir.
+func (c *copier) ensureOpen(p string) (dstDir, error) {
+	rp, err := c.ensureDir(p)
+	if err != nil {
+		return dstDir{}, err
+	}
+	return c.openDst(rp)
 }
 
 // ensureDir resolves p in the destination, creating missing directories
@@ -250,117 +297,155 @@ func (c *copier) setMeta(p string, mode fs.FileMode) error {
 	return nil
 }
 
-// placeDir makes the directory for a source directory entry at parent/name
-// and returns its resolved path. An existing directory (or a symlink to
-// one) is merged into and keeps its metadata; a new one gets the source's
-// mode (after --chmod) and modification time.
-func (c *copier) placeDir(parent, name string, e Entry) (string, error) {
-	p := relJoin(parent, name)
-	fi, err := c.dst.Lstat(p)
+// placeDir makes the directory for a source directory entry at name in
+// parent and returns it open. An existing directory (or a symlink to one)
+// is merged into and keeps its metadata; a new one gets the source's mode
+// (after --chmod) and modification time.
+func (c *copier) placeDir(parent dstDir, name string, e Entry, at srcAt) (dstDir, error) {
+	typ, err := parent.typeOf(name)
 	switch {
 	case err != nil && isNotExist(err):
-		return p, c.mkdirFrom(p, e)
+		return c.mkdirFrom(parent, name, e, at)
 	case err != nil:
-		return "", fmt.Errorf("stat /%s: %w", p, err)
-	case fi.IsDir():
-		return p, nil
-	case fi.Mode()&fs.ModeSymlink != 0:
+		return dstDir{}, fmt.Errorf("stat /%s: %w", parent.join(name), err)
+	case typ == fs.ModeDir:
+		return parent.openDir(name)
+	case typ == fs.ModeSymlink:
 		// Copy through a symlink to a directory (moby#41035); never
-		// replace it.
+		// replace it. The symlink is resolved from the root.
+		p := parent.join(name)
 		t, err := resolveIn(c.dst, p, true, nil)
 		if err != nil {
-			return "", fmt.Errorf("resolving /%s: %w", p, err)
+			return dstDir{}, fmt.Errorf("resolving /%s: %w", p, err)
 		}
 		tfi, err := c.dst.Lstat(t)
 		if err != nil && isNotExist(err) {
-			if _, err := c.ensureDir(relDir(t)); err != nil {
-				return "", err
+			td, err := c.ensureOpen(relDir(t))
+			if err != nil {
+				return dstDir{}, err
 			}
-			return t, c.mkdirFrom(t, e)
+			defer td.close()
+			return c.mkdirFrom(td, relBase(t), e, at)
 		}
 		if err != nil {
-			return "", fmt.Errorf("stat /%s: %w", t, err)
+			return dstDir{}, fmt.Errorf("stat /%s: %w", t, err)
 		}
 		if tfi.IsDir() {
-			return t, nil
+			return c.openDst(t)
 		}
 	}
-	return "", fmt.Errorf("copying %s: cannot copy a directory onto non-directory /%s", e.Path, p)
+	return dstDir{}, fmt.Errorf("copying %s: cannot copy a directory onto non-directory /%s", e.Path, parent.join(name))
 }
 
-// mkdirFrom creates the directory p with the metadata of entry e.
-func (c *copier) mkdirFrom(p string, e Entry) error {
-	if err := c.dst.Mkdir(p, 0o700); err != nil {
-		return fmt.Errorf("creating directory /%s: %w", p, err)
+// mkdirFrom creates the directory name in parent with the metadata of
+// entry e and returns it open.
+func (c *copier) mkdirFrom(parent dstDir, name string, e Entry, at srcAt) (dstDir, error) {
+	if err := parent.mkdir(name, 0o700); err != nil {
+		return dstDir{}, fmt.Errorf("creating directory /%s: %w", parent.join(name), err)
 	}
-	if err := c.setMeta(p, c.mode.apply(permBits(e.Info.Mode()), true)); err != nil {
-		return err
+	d, err := parent.openDir(name)
+	if err != nil {
+		return dstDir{}, err
 	}
-	c.copyDirXattrs(e.Path, p)
-	c.times = append(c.times, pendingTime{p, c.o.clampTime(e.Info.ModTime())})
+	if err := c.setOwnerMode(d.f, d.path, c.mode.apply(permBits(e.Info.Mode()), true)); err != nil {
+		d.close()
+		return dstDir{}, err
+	}
+	if at.dir != nil {
+		_ = copyXattrs(at.dir, d.f) // best effort
+	} else {
+		c.copyDirXattrs(e.Path, d.f)
+	}
+	c.times = append(c.times, pendingTime{d.path, c.o.clampTime(e.Info.ModTime())})
+	return d, nil
+}
+
+// setOwnerMode sets owner and then mode (chown clears setuid bits) of f,
+// just created at p.
+func (c *copier) setOwnerMode(f *os.File, p string, mode fs.FileMode) error {
+	if err := f.Chown(c.own.uid, c.own.gid); err != nil {
+		return fmt.Errorf("changing owner of /%s: %w", p, err)
+	}
+	if err := f.Chmod(mode); err != nil {
+		return fmt.Errorf("changing mode of /%s: %w", p, err)
+	}
 	return nil
 }
 
-// copyDirXattrs copies a directory's extended attributes, best effort.
-func (c *copier) copyDirXattrs(srcPath, dstPath string) {
+// copyDirXattrs copies the extended attributes of the source directory
+// srcPath to out, best effort.
+func (c *copier) copyDirXattrs(srcPath string, out *os.File) {
 	in, err := c.src.Open(srcPath)
 	if err != nil {
 		return
 	}
 	defer in.Close()
-	out, err := c.dst.Open(dstPath)
-	if err != nil {
-		return
-	}
-	defer out.Close()
 	_ = copyXattrs(in, out)
 }
 
-// clearTarget removes what is at p so that a non-directory can be created
-// there. A directory is not replaced by a file: that is an error, as in
-// Docker. A symlink is removed, not written through.
-func (c *copier) clearTarget(p string) error {
-	fi, err := c.dst.Lstat(p)
+// clearTarget removes what is at name in d so that a non-directory can be
+// created there. A directory is not replaced by a file: that is an error,
+// as in Docker. A symlink is removed, not written through.
+func (c *copier) clearTarget(d dstDir, name string) error {
+	typ, err := d.typeOf(name)
 	switch {
 	case err != nil && isNotExist(err):
 		return nil
 	case err != nil:
-		return fmt.Errorf("stat /%s: %w", p, err)
-	case fi.IsDir():
-		return fmt.Errorf("cannot replace directory /%s with a file", p)
+		return fmt.Errorf("stat /%s: %w", d.join(name), err)
+	case typ == fs.ModeDir:
+		return fmt.Errorf("cannot replace directory /%s with a file", d.join(name))
 	}
-	if err := c.dst.Remove(p); err != nil {
-		return fmt.Errorf("replacing /%s: %w", p, err)
+	if err := d.remove(name); err != nil {
+		return fmt.Errorf("replacing /%s: %w", d.join(name), err)
 	}
 	return nil
 }
 
-// placeFile copies a non-directory entry to parent/name.
-func (c *copier) placeFile(parent, name string, e Entry) error {
-	p := relJoin(parent, name)
-	if err := c.clearTarget(p); err != nil {
-		return fmt.Errorf("copying %s: %w", e.Path, err)
+// create makes the non-directory name in d with mk, which fails with an
+// error wrapping fs.ErrExist when something is there. That something is
+// then removed with clearTarget and mk runs again; an error of clearTarget
+// is reported as copying what (bare if what is empty).
+func (c *copier) create(d dstDir, name, what string, mk func() error) error {
+	err := mk()
+	if !errors.Is(err, fs.ErrExist) {
+		return err
 	}
+	if err := c.clearTarget(d, name); err != nil {
+		if what == "" {
+			return err
+		}
+		return fmt.Errorf("copying %s: %w", what, err)
+	}
+	return mk()
+}
+
+// placeFile copies a non-directory entry to name in d.
+func (c *copier) placeFile(d dstDir, name string, e Entry, at srcAt) error {
 	mtime := c.o.clampTime(e.Info.ModTime())
 	mode := e.Info.Mode()
 	switch {
 	case mode.IsRegular():
-		return c.copyRegular(p, e, mtime)
+		return c.copyRegular(d, name, e, at, mtime)
 	case mode&fs.ModeSymlink != 0:
-		target, err := c.src.Readlink(e.Path)
+		var target string
+		var err error
+		if at.parent != nil {
+			target, err = readlinkAt(at.parent, relBase(e.Path))
+		} else {
+			target, err = c.src.Readlink(e.Path)
+		}
 		if err != nil {
 			return fmt.Errorf("reading symlink %s: %w", e.Path, err)
 		}
-		if err := c.dst.Symlink(target, p); err != nil {
-			return fmt.Errorf("creating symlink /%s: %w", p, err)
-		}
-		if err := c.dst.Lchown(p, c.own.uid, c.own.gid); err != nil {
-			return fmt.Errorf("changing owner of /%s: %w", p, err)
-		}
-		if err := lchtimes(c.dst, p, mtime); err != nil {
+		if err := c.writeSymlink(d, name, e.Path, target, c.own, mtime); err != nil {
 			return err
 		}
 	case mode&(fs.ModeNamedPipe|fs.ModeDevice|fs.ModeCharDevice) != 0:
+		if err := c.clearTarget(d, name); err != nil {
+			return fmt.Errorf("copying %s: %w", e.Path, err)
+		}
+		p := d.join(name)
 		_, _, _, rdev, _ := statInfo(e.Info)
 		if err := mknod(c.dst, p, mode, rdev); err != nil {
 			return err
@@ -372,50 +457,98 @@ func (c *copier) placeFile(parent, name string, e Entry) error {
 			return fmt.Errorf("setting times of /%s: %w", p, err)
 		}
 	default:
-		return nil // sockets are not copied
+		// Sockets are not copied, but what was there is still removed.
+		if err := c.clearTarget(d, name); err != nil {
+			return fmt.Errorf("copying %s: %w", e.Path, err)
+		}
+		return nil
 	}
 	c.res.Files++
 	return nil
 }
 
+// writeSymlink creates the symlink name -> target in d, replacing what is
+// there, owned by own and with modification time mtime.
+func (c *copier) writeSymlink(d dstDir, name, what, target string, own owner, mtime time.Time) error {
+	err := c.create(d, name, what, func() error {
+		if err := d.symlink(target, name); err != nil {
+			return fmt.Errorf("creating symlink /%s: %w", d.join(name), err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := d.lchown(name, own.uid, own.gid); err != nil {
+		return fmt.Errorf("changing owner of /%s: %w", d.join(name), err)
+	}
+	if err := d.lchtimes(name, mtime); err != nil {
+		return fmt.Errorf("setting times of /%s: %w", d.join(name), err)
+	}
+	return nil
+}
+
 // copyRegular copies a regular file, or links it to an earlier copy of the
 // same source inode.
-func (c *copier) copyRegular(p string, e Entry, mtime time.Time) error {
+func (c *copier) copyRegular(d dstDir, name string, e Entry, at srcAt, mtime time.Time) error {
 	dev, ino, nlink, _, ok := statInfo(e.Info)
 	key := inode{dev, ino}
 	if ok && nlink > 1 {
 		if first, seen := c.links[key]; seen {
-			if err := c.dst.Link(first, p); err != nil {
-				return fmt.Errorf("linking /%s to /%s: %w", p, first, err)
+			if err := c.link(d, name, e.Path, first); err != nil {
+				return err
 			}
 			c.res.Files++
 			return nil
 		}
 	}
-	in, err := c.src.OpenFile(e.Path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	var in *os.File
+	var err error
+	if at.parent != nil {
+		in, err = openAt(at.parent, relBase(e.Path), os.O_RDONLY, 0)
+	} else {
+		in, err = c.src.OpenFile(e.Path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	}
 	if err != nil {
 		return fmt.Errorf("opening %s: %w", e.Path, err)
 	}
 	defer in.Close()
-	n, err := c.writeFile(p, in, c.own, c.mode.apply(permBits(e.Info.Mode()), false), mtime, in)
+	n, err := c.writeFile(d, name, e.Path, in, c.own, c.mode.apply(permBits(e.Info.Mode()), false), mtime, in)
 	if err != nil {
 		return err
 	}
 	if ok && nlink > 1 {
-		c.links[key] = p
+		c.links[key] = d.join(name)
 	}
 	c.res.Files++
 	c.res.Bytes += n
 	return nil
 }
 
-// writeFile creates the regular file p (which must not exist) from r with
-// the given owner, mode and mtime, and the xattrs of xattrSrc
-// when it is not nil.
-func (c *copier) writeFile(p string, r io.Reader, own owner, mode fs.FileMode, mtime time.Time, xattrSrc *os.File) (int64, error) {
-	out, err := c.dst.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+// link makes name in d a hardlink of the root-relative path target,
+// replacing what is there.
+func (c *copier) link(d dstDir, name, what, target string) error {
+	return c.create(d, name, what, func() error {
+		if err := c.dst.Link(target, d.join(name)); err != nil {
+			return fmt.Errorf("linking /%s to /%s: %w", d.join(name), target, err)
+		}
+		return nil
+	})
+}
+
+// writeFile creates the regular file name in d from r, replacing what is
+// there (see create), with the given owner, mode and mtime, and the xattrs
+// of xattrSrc when it is not nil.
+func (c *copier) writeFile(d dstDir, name, what string, r io.Reader, own owner, mode fs.FileMode, mtime time.Time, xattrSrc *os.File) (int64, error) {
+	var out *os.File
+	err := c.create(d, name, what, func() (err error) {
+		if out, err = d.create(name, 0o600); err != nil {
+			return fmt.Errorf("creating /%s: %w", d.join(name), err)
+		}
+		return nil
+	})
 	if err != nil {
-		return 0, fmt.Errorf("creating /%s: %w", p, err)
+		return 0, err
 	}
 	// File to file, io.Copy uses copy_file_range; cancellation is checked
 	// between entries.
@@ -433,22 +566,18 @@ func (c *copier) writeFile(p string, r io.Reader, own owner, mode fs.FileMode, m
 		err = cerr
 	}
 	if err != nil {
-		return n, fmt.Errorf("writing /%s: %w", p, err)
+		return n, fmt.Errorf("writing /%s: %w", d.join(name), err)
 	}
-	if err := c.dst.Chtimes(p, mtime, mtime); err != nil {
-		return n, fmt.Errorf("setting times of /%s: %w", p, err)
+	if err := d.lchtimes(name, mtime); err != nil {
+		return n, fmt.Errorf("setting times of /%s: %w", d.join(name), err)
 	}
 	return n, nil
 }
 
 // writeHeredoc writes an inline file (mode 0644 before --chmod).
-func (c *copier) writeHeredoc(parent, name, data string) error {
-	p := relJoin(parent, name)
-	if err := c.clearTarget(p); err != nil {
-		return fmt.Errorf("copying heredoc %s: %w", name, err)
-	}
+func (c *copier) writeHeredoc(d dstDir, name, data string) error {
 	now := c.o.clampTime(time.Now())
-	n, err := c.writeFile(p, strings.NewReader(data), c.own, c.mode.apply(0o644, false), now, nil)
+	n, err := c.writeFile(d, name, "heredoc "+name, strings.NewReader(data), c.own, c.mode.apply(0o644, false), now, nil)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/builder-project/builder/internal/testutil"
 )
 
 // hostSecret is the content of files outside both roots; it must never
@@ -133,6 +135,20 @@ func TestDestEscapes(t *testing.T) {
 			inside: "{outside}/f",
 		},
 		{
+			name: "file in a copied directory replaces a symlink to a host file",
+			dst: func(o string) []op {
+				return []op{dir("out/d", 0o755), symlink("out/d/f", filepath.Join(o, "sentinel"))}
+			},
+			opts:   Options{Sources: []string{"tree"}, Dest: "/out"},
+			inside: "out/d/f",
+		},
+		{
+			name:   "nested directory symlink climbing out with dot-dot",
+			dst:    func(o string) []op { return []op{dir("out", 0o755), symlink("out/d", "../../../../../../.."+o)} },
+			opts:   Options{Sources: []string{"tree"}, Dest: "/out"},
+			inside: "{outside}/f",
+		},
+		{
 			name:   "workdir through a symlink",
 			dst:    func(o string) []op { return []op{symlink("w", o)} },
 			opts:   Options{Sources: []string{"f"}, Dest: "f", Workdir: "/w"},
@@ -235,4 +251,141 @@ func TestArchiveEscapes(t *testing.T) {
 			assertNoSecret(t, dst)
 		})
 	}
+}
+
+// TestHeredocNames checks that a heredoc name holding "/" or ".." is
+// resolved inside the destination root, or refused.
+func TestHeredocNames(t *testing.T) {
+	requireRoot(t)
+	for _, tc := range []struct {
+		name string
+		want []string // nil: an error
+	}{
+		{name: "../../../../../../../../{outside}/sentinel"},
+		{name: "a/../../../../../../../../../{outside}/sentinel"},
+		{name: ".."},
+		{name: "a/.."},
+		{name: "a/f", want: []string{"x: d 0755", "x/a: d 0755", "x/a/f: f 0644 new"}},
+		{name: "a/../f", want: []string{"x: d 0755", "x/a: d 0755", "x/f: f 0644 new"}},
+		{name: "../f", want: []string{"f: f 0644 new", "x: d 0755", "x/a: d 0755"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			outside := outsideDir(t)
+			name := strings.ReplaceAll(tc.name, "{outside}", outside)
+			dst := build(t, dir("x/a", 0o755))
+			_, err := Copy(context.Background(), t.TempDir(), dst, Options{Heredocs: []Heredoc{{Name: name, Data: "new"}}, Dest: "/x/"})
+			assertOutsideUntouched(t, outside)
+			if tc.want == nil {
+				if err == nil {
+					t.Fatal("Copy succeeded")
+				}
+				assertTree(t, dst, []string{"x: d 0755", "x/a: d 0755"})
+				return
+			}
+			must(t, err)
+			assertTree(t, dst, tc.want)
+		})
+	}
+}
+
+// TestSwapDuringCopy replaces what the copy is about to read or write with
+// symlinks out of the roots, from readHook, after the directories that hold
+// them were listed or opened: a symlink found where the walk saw something
+// else is never followed.
+func TestSwapDuringCopy(t *testing.T) {
+	requireRoot(t)
+	for _, tc := range []struct {
+		name string
+		at   string // the entry whose read triggers swap
+		swap func(t *testing.T, src, dst, outside string)
+		want []string // nil: Copy fails; else the destination tree, whether or not Copy fails
+	}{
+		{
+			name: "source directory",
+			at:   "d/a",
+			swap: func(t *testing.T, src, _, outside string) {
+				must(t, os.Rename(filepath.Join(src, "d/sub"), filepath.Join(src, "moved")))
+				must(t, os.Symlink(outside, filepath.Join(src, "d/sub")))
+			},
+		},
+		{
+			name: "source file",
+			at:   "d/a",
+			swap: func(t *testing.T, src, _, outside string) {
+				must(t, os.Remove(filepath.Join(src, "d/b")))
+				must(t, os.Symlink(filepath.Join(outside, "sentinel"), filepath.Join(src, "d/b")))
+			},
+		},
+		{
+			name: "destination directory being filled",
+			at:   "d/sub/f",
+			swap: func(t *testing.T, _, dst, outside string) {
+				must(t, os.Rename(filepath.Join(dst, "out/sub"), filepath.Join(dst, "out/moved")))
+				must(t, os.Symlink(outside, filepath.Join(dst, "out/sub")))
+			},
+			want: []string{"out: d 0755", "out/a: f 0644 A", "out/b: f 0644 B", "out/moved: d 0755", "out/moved/f: f 0644 F", "out/moved/g: f 0644 G", "out/sub: l -> {outside}"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			outside := outsideDir(t)
+			src := build(t, file("d/a", "A", 0o644), file("d/b", "B", 0o644), file("d/sub/f", "F", 0o644), file("d/sub/g", "G", 0o644))
+			dst := t.TempDir()
+			readHookMu.Lock()
+			readHook = func(p string) {
+				if p == tc.at {
+					tc.swap(t, src, dst, outside)
+				}
+			}
+			_, err := Copy(context.Background(), src, dst, Options{Sources: []string{"d"}, Dest: "/out"})
+			readHook = nil
+			readHookMu.Unlock()
+			assertOutsideUntouched(t, outside)
+			assertNoSecret(t, dst)
+			if tc.want == nil {
+				if err == nil {
+					t.Fatal("Copy succeeded")
+				}
+				return
+			}
+			// Copy writes into the directory it opened, wherever that
+			// is now, and may fail setting the times of the symlink's
+			// path at the end.
+			for i, w := range tc.want {
+				tc.want[i] = strings.ReplaceAll(w, "{outside}", outside)
+			}
+			assertTree(t, dst, tc.want)
+		})
+	}
+}
+
+// FuzzHeredocTarget copies a heredoc under any name to any Dest, in a
+// destination root holding symlinks out of it: nothing outside the root
+// may change.
+func FuzzHeredocTarget(f *testing.F) {
+	testutil.RequirePrivileges(f, "root")
+	for _, seed := range [][2]string{
+		{"EOF", "/x/"}, {"../../../../../../../../sentinel", "/x/"}, {"a/../../b", "/link/"}, {"..", "/"},
+		{"a/f", "/x/"}, {"../outside/sentinel", "/"}, {"link/sentinel", "/"}, {"up/sentinel", "/"}, {"f", "/up/../link/f"}, {"", "/x/"},
+	} {
+		f.Add(seed[0], seed[1])
+	}
+	src := f.TempDir()
+	f.Fuzz(func(t *testing.T, name, dest string) {
+		base := t.TempDir()
+		outside := filepath.Join(base, "outside")
+		must(t, os.Mkdir(outside, 0o755))
+		must(t, os.WriteFile(filepath.Join(outside, "sentinel"), []byte(hostSecret), 0o644))
+		root := filepath.Join(base, "root")
+		build := func(o op) { o(t, root) }
+		build(dir("x/a", 0o755))
+		build(symlink("link", outside))
+		build(symlink("up", "../../../../../../../.."+outside))
+		_, _ = Copy(context.Background(), src, root, Options{Heredocs: []Heredoc{{Name: name, Data: "new"}}, Dest: dest})
+		assertOutsideUntouched(t, outside)
+		des, err := os.ReadDir(base)
+		must(t, err)
+		if len(des) != 2 {
+			t.Fatalf("%s holds %v, want only outside and root", base, des)
+		}
+	})
 }

@@ -65,14 +65,8 @@ func Walk(ctx context.Context, srcRoot string, o Options, fn func(Entry) error) 
 		return err
 	}
 	for _, s := range srcs {
-		entries, err := w.entries(s)
-		if err != nil {
+		if err := w.walk(s, func(e Entry, _ srcAt) error { return fn(e) }); err != nil {
 			return err
-		}
-		for _, e := range entries {
-			if err := fn(e); err != nil {
-				return err
-			}
 		}
 	}
 	return nil
@@ -84,6 +78,7 @@ type walker struct {
 	r       *os.Root
 	o       *Options
 	exclude *patternmatcher.PatternMatcher
+	held    []heldEntry // see walkSubdir
 }
 
 func newWalker(ctx context.Context, r *os.Root, o *Options) (*walker, error) {

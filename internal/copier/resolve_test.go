@@ -101,3 +101,49 @@ func TestResolveMatchesCopy(t *testing.T) {
 		})
 	}
 }
+
+// TestWalkHeldDirectories checks that a directory left out by .dockerignore
+// or --exclude but entered for "!" patterns is reported, before its
+// contents, only when something below it is, however deep.
+func TestWalkHeldDirectories(t *testing.T) {
+	requireRoot(t)
+	ignore, canSkip := dockerignore(t, "logs", "!logs/keep/x")
+	src := build(t,
+		file("logs/a/b/c", "c", 0o644), file("logs/keep/x", "x", 0o644), file("logs/keep/y", "y", 0o644),
+		dir("logs/m/n", 0o755), file("logs/z", "z", 0o644), file("top.txt", "t", 0o644), file("zz/f", "f", 0o644),
+	)
+	for _, tc := range []struct {
+		name string
+		opts Options
+		walk []string
+		tree []string
+	}{
+		{
+			name: "dockerignore",
+			opts: Options{Sources: []string{"."}, Dest: "/o/", Ignore: ignore, CanSkipDir: canSkip},
+			walk: []string{".", "logs", "logs/keep", "logs/keep/x", "top.txt", "zz", "zz/f"},
+			tree: []string{"o: d 0755", "o/logs: d 0755", "o/logs/keep: d 0755", "o/logs/keep/x: f 0644 x", "o/top.txt: f 0644 t", "o/zz: d 0755", "o/zz/f: f 0644 f"},
+		},
+		{
+			name: "exclude",
+			opts: Options{Sources: []string{"logs"}, Dest: "/o/", Exclude: []string{"a", "keep", "m", "!keep/y"}},
+			walk: []string{"logs", "logs/keep", "logs/keep/y", "logs/z"},
+			tree: []string{"o: d 0755", "o/keep: d 0755", "o/keep/y: f 0644 y", "o/z: f 0644 z"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var walked []string
+			must(t, Walk(context.Background(), src, tc.opts, func(e Entry) error {
+				walked = append(walked, e.Path)
+				return nil
+			}))
+			if !slices.Equal(walked, tc.walk) {
+				t.Fatalf("Walk\n got %v\nwant %v", walked, tc.walk)
+			}
+			dst := t.TempDir()
+			_, err := Copy(context.Background(), src, dst, tc.opts)
+			must(t, err)
+			assertTree(t, dst, tc.tree)
+		})
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"os"
 	"strings"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -21,17 +20,6 @@ func atParent(r *os.Root, p string, fn func(fd int, name string) error) error {
 	}
 	defer d.Close()
 	return fn(int(d.Fd()), relBase(p))
-}
-
-// lchtimes sets the times of p without following a final symlink.
-func lchtimes(r *os.Root, p string, mtime time.Time) error {
-	ts := unix.NsecToTimespec(mtime.UnixNano())
-	return atParent(r, p, func(fd int, name string) error {
-		if err := unix.UtimesNanoAt(fd, name, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return fmt.Errorf("setting times of %s: %w", p, err)
-		}
-		return nil
-	})
 }
 
 // mknod creates a device node or FIFO at p.

@@ -6,24 +6,10 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"time"
 )
 
 // errUnsupported is returned where the copier needs Linux system calls.
 var errUnsupported = errors.New("copier: not supported on this platform")
-
-// lchtimes sets the times of p; without Linux it cannot avoid following a
-// symlink, so it leaves symlinks alone.
-func lchtimes(r *os.Root, p string, mtime time.Time) error {
-	fi, err := r.Lstat(p)
-	if err != nil {
-		return err
-	}
-	if fi.Mode()&fs.ModeSymlink != 0 {
-		return nil
-	}
-	return r.Chtimes(p, mtime, mtime)
-}
 
 // mknod is not supported without Linux.
 func mknod(r *os.Root, p string, mode fs.FileMode, rdev uint64) error {
