@@ -29,25 +29,9 @@ func (d *discardBlob) Abort() error { return nil }
 // large random files, 35% large log-like files. The tree is built once, on a
 // tmpfs when running as root.
 func BenchmarkDiffCompress(b *testing.B) {
-	mb := 500
-	if v := os.Getenv("BUILDER_BENCH_MB"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			b.Fatalf("BUILDER_BENCH_MB=%q: want a positive integer", v)
-		}
-		mb = n
-	}
-	base := b.TempDir()
-	if os.Geteuid() == 0 {
-		opts := fmt.Sprintf("size=%dm,mode=0755", mb+mb/4+64)
-		if err := unix.Mount("tmpfs", base, "tmpfs", 0, opts); err != nil {
-			b.Fatalf("mounting tmpfs: %v", err)
-		}
-		b.Cleanup(func() { _ = unix.Unmount(base, unix.MNT_DETACH) })
-		b.Logf("tree of %d MB on a tmpfs at %s", mb, base)
-	} else {
-		b.Logf("not root: tree of %d MB in %s on whatever filesystem backs it (not a tmpfs)", mb, base)
-	}
+	mb := benchMB(b)
+	base := benchDir(b, mb+mb/4+64)
+	b.Logf("tree of %d MB in %s", mb, base)
 	total := buildBenchTree(b, base, int64(mb)<<20)
 	ctx := context.Background()
 	for _, c := range []Compression{Uncompressed, Gzip, Zstd} {
@@ -66,6 +50,38 @@ func BenchmarkDiffCompress(b *testing.B) {
 			b.ReportMetric(float64(stored)/float64(total), "stored/input")
 		})
 	}
+}
+
+// benchMB returns BUILDER_BENCH_MB, the size of the benchmarks' layer in
+// megabytes; 500 when unset.
+func benchMB(b *testing.B) int {
+	b.Helper()
+	v := os.Getenv("BUILDER_BENCH_MB")
+	if v == "" {
+		return 500
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		b.Fatalf("BUILDER_BENCH_MB=%q: want a positive integer", v)
+	}
+	return n
+}
+
+// benchDir returns a fresh directory for sizeMB megabytes of benchmark
+// files: a tmpfs when running as root, so that disk writeback does not
+// disturb the timings, else a temporary directory on whatever backs it.
+func benchDir(b *testing.B, sizeMB int) string {
+	b.Helper()
+	dir := b.TempDir()
+	if os.Geteuid() != 0 {
+		b.Logf("not root: benchmark files in %s on whatever filesystem backs it (not a tmpfs)", dir)
+		return dir
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%dm,mode=0755", sizeMB)); err != nil {
+		b.Fatalf("mounting tmpfs: %v", err)
+	}
+	b.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
+	return dir
 }
 
 // buildBenchTree fills dir with about size bytes and returns the exact

@@ -47,10 +47,12 @@ const gzipBlockSize = 1 << 20
 
 // Write streams the uncompressed tar that gen writes through compression c
 // into w. The diffID, the blob digest and the blob size are computed in the
-// same pass; the layer is never held in memory. Write then commits w,
+// same pass; the layer is never held in memory. opts set the compression
+// level (WithLevel); the same tar, compression and level always give the
+// same blob, whatever the number of cores. Write then commits w,
 // checking the size and digest it computed, and returns the Layer. On any
 // error, including a cancelled ctx, it aborts w.
-func Write(ctx context.Context, w BlobWriter, c Compression, gen func(io.Writer) error) (l Layer, err error) {
+func Write(ctx context.Context, w BlobWriter, c Compression, gen func(io.Writer) error, opts ...WriteOption) (l Layer, err error) {
 	// Writes into w fail once ctx is done, so that a cancelled build stops
 	// pushing bytes into the store even if gen ignores ctx, and once Write
 	// has failed.
@@ -72,39 +74,28 @@ func Write(ctx context.Context, w BlobWriter, c Compression, gen func(io.Writer)
 		return Layer{}, fmt.Errorf("writing layer: %w: %s", ErrUnsupportedCompression, c)
 	}
 
+	var o writeOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.level != nil {
+		if err := CheckLevel(c, *o.level); err != nil {
+			return Layer{}, fmt.Errorf("writing layer: %w", err)
+		}
+	}
+
 	blobDigester := digest.SHA256.Digester()
 	blob := &countingWriter{w: io.MultiWriter(w, blobDigester.Hash())}
 	blobBuf := bufio.NewWriterSize(ioctx.Writer(ctx, blob), bufSize)
 
 	var (
 		diffDigester digest.Digester
-		tarSink      io.Writer
+		tarSink      io.Writer = blobBuf
 	)
-	switch c {
-	case Uncompressed:
-		tarSink = blobBuf
-	case Gzip:
-		zw, zerr := pgzip.NewWriterLevel(blobBuf, pgzip.DefaultCompression)
-		if zerr != nil {
-			return Layer{}, fmt.Errorf("creating gzip writer: %w", zerr)
+	if c != Uncompressed {
+		if comp, err = newCompressor(blobBuf, c, o); err != nil {
+			return Layer{}, err
 		}
-		if zerr := zw.SetConcurrency(gzipBlockSize, runtime.GOMAXPROCS(0)); zerr != nil {
-			return Layer{}, fmt.Errorf("configuring gzip writer: %w", zerr)
-		}
-		comp = zw
-	case Zstd:
-		zw, zerr := zstd.NewWriter(blobBuf,
-			zstd.WithEncoderLevel(zstd.SpeedDefault),
-			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
-			// Parallel jobs are sized by the window, not by the core
-			// count, so the output stays reproducible across machines.
-			zstd.WithConcurrentBlocks(true))
-		if zerr != nil {
-			return Layer{}, fmt.Errorf("creating zstd writer: %w", zerr)
-		}
-		comp = zw
-	}
-	if comp != nil {
 		diffDigester = digest.SHA256.Digester()
 		tarSink = io.MultiWriter(diffDigester.Hash(), comp)
 	}
@@ -146,6 +137,141 @@ func Write(ctx context.Context, w BlobWriter, c Compression, gen func(io.Writer)
 		desc.Size = blob.n
 	}
 	return Layer{Desc: desc, DiffID: diffID, Size: tarCount.n}, nil
+}
+
+// newCompressor returns the writer compressing into w with c (Gzip or Zstd)
+// at the level of o, on all cores (at most maxZstdFrames for zstd). Both cut
+// the stream into blocks of a fixed size and compress them in parallel, so
+// their output depends on the block size only, never on the number of
+// cores.
+func newCompressor(w io.Writer, c Compression, o writeOptions) (io.WriteCloser, error) {
+	procs := runtime.GOMAXPROCS(0)
+	switch c {
+	case Gzip:
+		// Each block is compressed with the tail of the one before as
+		// its dictionary, into one gzip member.
+		zw, err := pgzip.NewWriterLevel(w, o.gzipLevel())
+		if err != nil {
+			return nil, fmt.Errorf("creating gzip writer: %w", err)
+		}
+		if err := zw.SetConcurrency(gzipBlockSize, procs); err != nil {
+			return nil, fmt.Errorf("configuring gzip writer: %w", err)
+		}
+		return zw, nil
+	case Zstd:
+		workers := min(procs, maxZstdFrames)
+		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(o.zstdLevel()), zstd.WithEncoderConcurrency(workers))
+		if err != nil {
+			return nil, fmt.Errorf("creating zstd writer: %w", err)
+		}
+		return &zstdFrames{enc: enc, w: w, inflight: make([]*zstdFrame, 0, workers)}, nil
+	}
+	return nil, fmt.Errorf("writing layer: %w: %s", ErrUnsupportedCompression, c)
+}
+
+// zstdFrameSize is how much of the tar one zstd frame holds. Frames are
+// independent, so they are compressed in parallel; 8 MiB, the encoder's
+// window, loses about 1% of the ratio of a single frame. (The encoder's own
+// parallel jobs, WithConcurrentBlocks, make one frame but took 2.5 times the
+// CPU, and its stream encoder uses little more than one core; see
+// BenchmarkCompressVsTools.)
+const zstdFrameSize = 8 << 20
+
+// maxZstdFrames bounds the frames compressed at once, and so the memory:
+// each frame in flight holds two buffers of zstdFrameSize.
+const maxZstdFrames = 8
+
+// zstdFrames compresses a stream into w as a sequence of zstd frames of
+// zstdFrameSize input bytes each (the last one shorter), which every zstd
+// decoder reads as one stream. Up to cap(inflight) frames are compressed at
+// once; they are written in order.
+type zstdFrames struct {
+	enc      *zstd.Encoder
+	w        io.Writer
+	cur      *zstdFrame // being filled, never empty; nil between frames
+	inflight []*zstdFrame
+	free     []*zstdFrame // written frames whose buffers are reused
+	frames   int
+	err      error
+}
+
+// zstdFrame is one frame: done is closed once out holds in compressed.
+type zstdFrame struct {
+	in, out []byte
+	done    chan struct{}
+}
+
+// Write implements io.Writer.
+func (z *zstdFrames) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 && z.err == nil {
+		if z.cur == nil {
+			z.cur = z.buffer()
+		}
+		k := min(len(p), zstdFrameSize-len(z.cur.in))
+		z.cur.in = append(z.cur.in, p[:k]...)
+		p, n = p[k:], n+k
+		if len(z.cur.in) == zstdFrameSize {
+			z.dispatch()
+		}
+	}
+	return n, z.err
+}
+
+// buffer returns an empty frame, reusing one already written.
+func (z *zstdFrames) buffer() *zstdFrame {
+	if k := len(z.free); k > 0 {
+		f := z.free[k-1]
+		z.free = z.free[:k-1]
+		f.in = f.in[:0]
+		return f
+	}
+	// Incompressible input grows by a few bytes per 128 KiB block.
+	return &zstdFrame{in: make([]byte, 0, zstdFrameSize), out: make([]byte, 0, zstdFrameSize+64<<10)}
+}
+
+// dispatch starts compressing the current frame, first writing the oldest
+// one if as many as allowed are in flight.
+func (z *zstdFrames) dispatch() {
+	if len(z.inflight) == cap(z.inflight) {
+		z.writeOldest()
+	}
+	f := z.cur
+	z.cur = nil
+	f.done = make(chan struct{})
+	z.inflight = append(z.inflight, f)
+	z.frames++
+	go func() {
+		defer close(f.done)
+		f.out = z.enc.EncodeAll(f.in, f.out[:0])
+	}()
+}
+
+// writeOldest waits for the oldest frame in flight and writes it to w,
+// unless writing has failed.
+func (z *zstdFrames) writeOldest() {
+	f := z.inflight[0]
+	z.inflight = append(z.inflight[:0], z.inflight[1:]...)
+	<-f.done
+	if z.err == nil {
+		_, z.err = z.w.Write(f.out)
+	}
+	z.free = append(z.free, f)
+}
+
+// Close compresses what is left and writes every frame. An empty stream is
+// one empty frame.
+func (z *zstdFrames) Close() error {
+	if z.err == nil && (z.cur != nil || z.frames == 0) {
+		if z.cur == nil {
+			z.cur = z.buffer()
+		}
+		z.dispatch()
+	}
+	for len(z.inflight) > 0 {
+		z.writeOldest()
+	}
+	return z.err
 }
 
 // ChainID returns the chain ID of a stack of layers given their diffIDs,

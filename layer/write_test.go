@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -14,6 +16,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/builder-project/builder/internal/compression"
+	"github.com/builder-project/builder/internal/testutil"
 )
 
 // memBlob is an in-memory BlobWriter that records how it was finished.
@@ -44,13 +47,49 @@ func (m *memBlob) Abort() error {
 // sampleTar returns a tar mixing random and repetitive content.
 func sampleTar(t testing.TB) []byte {
 	t.Helper()
+	return mixedTar(t, 3<<20, 50000)
+}
+
+// mixedTar returns a tar of a file of n random bytes and one of lines
+// repetitions of a line of text.
+func mixedTar(t testing.TB, n, lines int) []byte {
+	t.Helper()
 	rnd := rand.New(rand.NewPCG(1, 2))
-	random := make([]byte, 3<<20)
+	random := make([]byte, n)
 	for i := range random {
 		random[i] = byte(rnd.Uint32())
 	}
-	text := strings.Repeat("the quick brown fox jumps over the lazy dog\n", 50000)
+	text := strings.Repeat("the quick brown fox jumps over the lazy dog\n", lines)
 	return buildTar(t, dir("d"), file("d/random", string(random)), file("d/text", text), file("empty", ""))
+}
+
+// writeBytes runs Write of data into a fresh memBlob and returns the blob.
+func writeBytes(t *testing.T, data []byte, c Compression, opts ...WriteOption) (*memBlob, Layer) {
+	t.Helper()
+	blob := &memBlob{}
+	l, err := Write(context.Background(), blob, c, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	}, opts...)
+	if err != nil {
+		t.Fatalf("Write %s: %v", c, err)
+	}
+	return blob, l
+}
+
+// decompress returns the content of a stored blob.
+func decompress(t *testing.T, stored []byte) []byte {
+	t.Helper()
+	rc, _, err := DecompressStream(bytes.NewReader(stored))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	plain, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plain
 }
 
 func TestWrite(t *testing.T) {
@@ -58,14 +97,7 @@ func TestWrite(t *testing.T) {
 	wantDiffID := digest.FromBytes(tarData)
 	for _, c := range []Compression{Uncompressed, Gzip, Zstd} {
 		t.Run(c.String(), func(t *testing.T) {
-			blob := &memBlob{}
-			l, err := Write(context.Background(), blob, c, func(w io.Writer) error {
-				_, err := w.Write(tarData)
-				return err
-			})
-			if err != nil {
-				t.Fatalf("Write: %v", err)
-			}
+			blob, l := writeBytes(t, tarData, c)
 			stored := blob.buf.Bytes()
 			sum := sha256.Sum256(stored)
 			wantDigest := digest.NewDigestFromBytes(digest.SHA256, sum[:])
@@ -78,35 +110,100 @@ func TestWrite(t *testing.T) {
 			if l.Desc.MediaType != c.MediaType() {
 				t.Errorf("media type = %s, want %s", l.Desc.MediaType, c.MediaType())
 			}
-			if l.DiffID != wantDiffID {
-				t.Errorf("diffID = %s, want %s", l.DiffID, wantDiffID)
+			if l.DiffID != wantDiffID || l.Size != int64(len(tarData)) {
+				t.Errorf("diffID = %s, size %d; want %s, %d", l.DiffID, l.Size, wantDiffID, len(tarData))
 			}
 			rc, got, err := DecompressStream(bytes.NewReader(stored))
-			if err != nil {
-				t.Fatal(err)
+			if err != nil || got != c {
+				t.Fatalf("DecompressStream detected %s (%v), want %s", got, err, c)
 			}
-			defer rc.Close()
-			if got != c {
-				t.Errorf("DecompressStream detected %s, want %s", got, c)
-			}
-			plain, err := io.ReadAll(rc)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(plain, tarData) {
+			rc.Close()
+			if !bytes.Equal(decompress(t, stored), tarData) {
 				t.Errorf("decompressed blob differs from the tar")
 			}
 			if blob.aborted {
 				t.Errorf("Abort called after a successful Write")
 			}
 			// Reproducible: the same input gives the same blob.
-			again := &memBlob{}
-			l2, err := Write(context.Background(), again, c, func(w io.Writer) error {
-				_, err := w.Write(tarData)
-				return err
-			})
-			if err != nil || l2.Desc.Digest != l.Desc.Digest {
-				t.Errorf("second Write gave %s (%v), want %s", l2.Desc.Digest, err, l.Desc.Digest)
+			if _, l2 := writeBytes(t, tarData, c); l2.Desc.Digest != l.Desc.Digest {
+				t.Errorf("second Write gave %s, want %s", l2.Desc.Digest, l.Desc.Digest)
+			}
+		})
+	}
+}
+
+func TestWriteLevels(t *testing.T) {
+	tarData := sampleTar(t)
+	digestOf := func(c Compression, opts ...WriteOption) (digest.Digest, int64) {
+		blob, l := writeBytes(t, tarData, c, opts...)
+		if !bytes.Equal(decompress(t, blob.buf.Bytes()), tarData) {
+			t.Fatalf("%s %v: decompressed blob differs from the tar", c, opts)
+		}
+		return l.Desc.Digest, l.Desc.Size
+	}
+	for _, tc := range []struct {
+		c              Compression
+		def, low, high int
+	}{{Gzip, 5, 1, 9}, {Zstd, 3, 1, 19}} {
+		t.Run(tc.c.String(), func(t *testing.T) {
+			def, _ := digestOf(tc.c)
+			if d, _ := digestOf(tc.c, WithLevel(tc.def)); d != def {
+				t.Errorf("level %d gives %s, the default %s", tc.def, d, def)
+			}
+			low, lowSize := digestOf(tc.c, WithLevel(tc.low))
+			high, highSize := digestOf(tc.c, WithLevel(tc.high))
+			if low == def || high == def || highSize >= lowSize {
+				t.Errorf("level %d: %s (%d bytes), level %d: %s (%d bytes), default %s", tc.low, low, lowSize, tc.high, high, highSize, def)
+			}
+		})
+	}
+	if d, _ := digestOf(Uncompressed, WithLevel(100)); d != digest.FromBytes(tarData) {
+		t.Errorf("Uncompressed with a level: %s", d)
+	}
+	for _, tc := range []struct {
+		c     Compression
+		level int
+	}{{Gzip, -1}, {Gzip, 10}, {Zstd, 0}, {Zstd, 23}} {
+		blob := &memBlob{}
+		_, err := Write(context.Background(), blob, tc.c, func(io.Writer) error { return nil }, WithLevel(tc.level))
+		if err == nil || CheckLevel(tc.c, tc.level) == nil || !blob.aborted {
+			t.Errorf("%s level %d: Write error %v, aborted %v", tc.c, tc.level, err, blob.aborted)
+		}
+	}
+}
+
+// TestWriteReproducible checks that a layer spanning several blocks of
+// both compressors gives the same blob on any number of cores, that the
+// zstd and gzip programs decompress it, and that an empty stream is a
+// valid one.
+func TestWriteReproducible(t *testing.T) {
+	tarData := mixedTar(t, 9<<20, 250000) // 9 MiB random, 11 MiB text: 3 zstd frames
+	for _, c := range []Compression{Gzip, Zstd} {
+		t.Run(c.String(), func(t *testing.T) {
+			var want digest.Digest
+			var stored []byte
+			for _, procs := range []int{1, 2, 5} {
+				prev := runtime.GOMAXPROCS(procs)
+				blob, l := writeBytes(t, tarData, c)
+				runtime.GOMAXPROCS(prev)
+				if want == "" {
+					want, stored = l.Desc.Digest, blob.buf.Bytes()
+				} else if l.Desc.Digest != want {
+					t.Errorf("GOMAXPROCS=%d: %s, want %s", procs, l.Desc.Digest, want)
+				}
+			}
+			if !bytes.Equal(decompress(t, stored), tarData) {
+				t.Fatal("decompressed blob differs from the tar")
+			}
+			tool := map[Compression]string{Gzip: "gzip", Zstd: "zstd"}[c]
+			cmd := exec.Command(testutil.RequireTool(t, tool), "-dc")
+			cmd.Stdin = bytes.NewReader(stored)
+			if out, err := cmd.Output(); err != nil || !bytes.Equal(out, tarData) {
+				t.Errorf("%s -dc: %v, %d bytes, want the %d of the tar", tool, err, len(out), len(tarData))
+			}
+			empty, _ := writeBytes(t, nil, c)
+			if plain := decompress(t, empty.buf.Bytes()); len(plain) != 0 {
+				t.Errorf("empty stream decompresses to %d bytes", len(plain))
 			}
 		})
 	}
