@@ -32,12 +32,39 @@ func archiveExporter(format ArchiveFormat, w io.Writer) (output.Exporter, error)
 	return nil, fmt.Errorf("unknown archive format %q (want docker or oci)", format)
 }
 
-// Save writes the images refs name to w as one archive. A ref that is a tag
-// names its image in the archive; an image ID leaves it unnamed.
+// Save writes the images refs name to w as one archive, with their layers
+// as they are stored. A ref that is a tag names its image in the archive; an
+// image ID leaves it unnamed. It is SaveWith with only a format.
 func (b *Builder) Save(ctx context.Context, w io.Writer, format ArchiveFormat, refs []string) error {
-	exp, err := archiveExporter(format, w)
+	return b.SaveWith(ctx, w, SaveOptions{Format: format}, refs)
+}
+
+// SaveOptions configures SaveWith.
+type SaveOptions struct {
+	// Format is the archive format; empty means DockerArchive.
+	Format ArchiveFormat
+	// CompressionOptions say how the layers are compressed in the
+	// archive; the zero value writes them as they are stored.
+	CompressionOptions
+}
+
+// SaveWith writes the images refs name to w as one archive, as Save does,
+// with the layers compressed as opts ask (see CompressionOptions).
+func (b *Builder) SaveWith(ctx context.Context, w io.Writer, opts SaveOptions, refs []string) error {
+	if err := opts.check(); err != nil {
+		return err
+	}
+	exp, err := archiveExporter(opts.Format, w)
 	if err != nil {
 		return err
+	}
+	if opts.Compression != "" {
+		// Compressing writes blobs that no image references yet.
+		lease, err := b.st.Lease()
+		if err != nil {
+			return err
+		}
+		defer lease.Release()
 	}
 	idx, err := b.st.View()
 	if err != nil {
@@ -54,6 +81,9 @@ func (b *Builder) Save(ctx context.Context, w io.Writer, format ArchiveFormat, r
 			img.Names = []string{n}
 		} else if !isIDRef(ref, rec) {
 			return fmt.Errorf("saving %s: not a tag of image %s", ref, shortID(rec.ID))
+		}
+		if img.Manifest, err = b.convert(ctx, rec.Manifest, opts.CompressionOptions); err != nil {
+			return fmt.Errorf("saving %s: %w", ref, err)
 		}
 		imgs = append(imgs, img)
 	}

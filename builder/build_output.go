@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/builder-project/builder/internal/atomicfile"
@@ -40,9 +41,13 @@ type Output struct {
 	Dest string
 	// Writer, when set, receives an archive or tar instead of Dest.
 	Writer io.Writer
+	// CompressionOptions say how the layers of an oci or docker archive
+	// are compressed; other types take none.
+	CompressionOptions
 }
 
-// ParseOutput parses docker's --output value: "type=TYPE[,dest=PATH]",
+// ParseOutput parses docker's --output value:
+// "type=TYPE[,dest=PATH][,compression=gzip|zstd|uncompressed][,compression-level=N][,force-compression=true|false]",
 // or a bare PATH, which means type=local.
 func ParseOutput(s string) (Output, error) {
 	if !strings.Contains(s, "=") {
@@ -56,6 +61,20 @@ func ParseOutput(s string) (Output, error) {
 			o.Type = v
 		case "dest":
 			o.Dest = v
+		case "compression":
+			o.Compression = v
+		case "compression-level":
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return o, fmt.Errorf("--output: compression-level %q is not a number", v)
+			}
+			o.CompressionLevel = &n
+		case "force-compression":
+			force, err := strconv.ParseBool(v)
+			if err != nil {
+				return o, fmt.Errorf("--output: force-compression %q is not true or false", v)
+			}
+			o.ForceCompression = force
 		default:
 			return o, fmt.Errorf("--output: unknown key %q", k)
 		}
@@ -65,6 +84,12 @@ func ParseOutput(s string) (Output, error) {
 
 // check reports an output Build cannot write.
 func (o Output) check() error {
+	if o.CompressionOptions != (CompressionOptions{}) && o.Type != OutputOCI && o.Type != OutputDocker {
+		return fmt.Errorf("--output type=%s: compression options apply to type=oci and type=docker only", o.Type)
+	}
+	if err := o.CompressionOptions.check(); err != nil {
+		return fmt.Errorf("--output type=%s: %w", o.Type, err)
+	}
 	switch o.Type {
 	case OutputImage:
 	case "registry":
@@ -133,6 +158,11 @@ func (b *Builder) export(ctx context.Context, o Output, manifest ocispec.Descrip
 	case OutputImage:
 		return nil
 	case OutputOCI, OutputDocker:
+		converted, err := b.convert(ctx, manifest, o.CompressionOptions)
+		if err != nil {
+			return fmt.Errorf("--output type=%s: %w", o.Type, err)
+		}
+		img.Manifest = converted
 		return writeTo(o, func(w io.Writer) error {
 			exp, err := archiveExporter(ArchiveFormat(o.Type), w)
 			if err != nil {

@@ -110,18 +110,28 @@ func cmdSave(ctx context.Context, g *globals, args []string) error {
 	fs := g.flags("save")
 	out := fs.StringP("output", "o", "", "write to a file instead of standard output")
 	format := fs.String("format", "docker", "archive format: docker or oci")
+	compression := fs.String("compression", "", "compress the layers: gzip, zstd or uncompressed (default: as stored)")
+	level := fs.Int("compression-level", 0, "compression level: 0-9 for gzip, 1-22 for zstd (default: gzip 5, zstd 3)")
+	force := fs.Bool("force-compression", false, "compress every layer again, even one already stored in the compression asked for")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
 		return fmt.Errorf("\"builder save\" requires at least 1 argument")
 	}
+	opts := builder.SaveOptions{
+		Format:             builder.ArchiveFormat(strings.ToLower(*format)),
+		CompressionOptions: builder.CompressionOptions{Compression: *compression, ForceCompression: *force},
+	}
+	if fs.Changed("compression-level") {
+		opts.CompressionLevel = level
+	}
 	b, err := g.open()
 	if err != nil {
 		return err
 	}
 	return writeOutput(*out, func(w io.Writer) error {
-		return b.Save(ctx, w, builder.ArchiveFormat(strings.ToLower(*format)), fs.Args())
+		return b.SaveWith(ctx, w, opts, fs.Args())
 	})
 }
 

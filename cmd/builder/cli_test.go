@@ -92,7 +92,8 @@ func TestImageCommands(t *testing.T) {
 	}
 }
 
-// TestSaveInterop checks our archives with the real skopeo and umoci.
+// TestSaveInterop checks our archives, with the layers as stored and
+// compressed with gzip and zstd, with the real skopeo and umoci.
 func TestSaveInterop(t *testing.T) {
 	testutil.SkipIfShort(t, "interop with skopeo and umoci")
 	skopeo := testutil.RequireTool(t, "skopeo")
@@ -101,24 +102,41 @@ func TestSaveInterop(t *testing.T) {
 	tarball := filepath.Join(t.TempDir(), "rootfs.tar")
 	writeFile(t, tarball, randomTar(t, 2, 100))
 	mustCLI(t, root, nil, "import", tarball, "interop:1")
-	dir := t.TempDir()
-	mustCLI(t, root, nil, "save", "-o", filepath.Join(dir, "d.tar"), "interop:1")
-	mustCLI(t, root, nil, "save", "--format", "oci", "-o", filepath.Join(dir, "o.tar"), "interop:1")
-	for _, ref := range []string{"docker-archive:" + filepath.Join(dir, "d.tar"), "oci-archive:" + filepath.Join(dir, "o.tar")} {
-		if out, err := exec.Command(skopeo, "inspect", ref).CombinedOutput(); err != nil {
-			t.Errorf("skopeo inspect %s: %v\n%s", ref, err, out)
-		}
-	}
-	layout := filepath.Join(dir, "layout")
-	if out, err := exec.Command(skopeo, "copy", "oci-archive:"+filepath.Join(dir, "o.tar"), "oci:"+layout+":1").CombinedOutput(); err != nil {
-		t.Fatalf("skopeo copy: %v\n%s", err, out)
-	}
-	bundle := filepath.Join(dir, "bundle")
-	if out, err := exec.Command(umoci, "unpack", "--image", layout+":1", bundle).CombinedOutput(); err != nil {
-		t.Fatalf("umoci unpack: %v\n%s", err, out)
-	}
-	if _, err := os.Stat(filepath.Join(bundle, "rootfs", "fa")); err != nil {
-		t.Fatalf("umoci rootfs lacks our file: %v", err)
+	for _, c := range []string{"", "gzip", "zstd"} {
+		t.Run("compression="+c, func(t *testing.T) {
+			dir := t.TempDir()
+			save := func(name string, flags ...string) string {
+				p := filepath.Join(dir, name)
+				if c != "" {
+					flags = append(flags, "--compression", c)
+				}
+				mustCLI(t, root, nil, append(append([]string{"save", "-o", p}, flags...), "interop:1")...)
+				return p
+			}
+			docker, oci := save("d.tar"), save("o.tar", "--format", "oci")
+			for _, ref := range []string{"docker-archive:" + docker, "oci-archive:" + oci} {
+				if out, err := exec.Command(skopeo, "inspect", ref).CombinedOutput(); err != nil {
+					t.Errorf("skopeo inspect %s: %v\n%s", ref, err, out)
+				}
+			}
+			// umoci 0.4 unpacks no zstd layers: skopeo, which must
+			// decompress ours to do it, recompresses them with gzip.
+			layout := filepath.Join(dir, "layout")
+			args := []string{"copy", "oci-archive:" + oci, "oci:" + layout + ":1"}
+			if c == "zstd" {
+				args = append([]string{"copy", "--dest-compress-format", "gzip"}, args[1:]...)
+			}
+			if out, err := exec.Command(skopeo, args...).CombinedOutput(); err != nil {
+				t.Fatalf("skopeo %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+			bundle := filepath.Join(dir, "bundle")
+			if out, err := exec.Command(umoci, "unpack", "--image", layout+":1", bundle).CombinedOutput(); err != nil {
+				t.Fatalf("umoci unpack: %v\n%s", err, out)
+			}
+			if _, err := os.Stat(filepath.Join(bundle, "rootfs", "fa")); err != nil {
+				t.Fatalf("umoci rootfs lacks our file: %v", err)
+			}
+		})
 	}
 }
 
