@@ -208,7 +208,7 @@ func (b *Builder) Build(ctx context.Context, opts BuildOptions) (*BuildResult, e
 	res := &BuildResult{ID: id, Manifest: mdesc, Steps: bd.steps, Cached: bd.cached, Duration: time.Since(start)}
 	ev.emit(Event{Kind: BuildDone, Message: fmt.Sprintf("built %s in %.2fs: %d steps, %d cached", shortID(id), res.Duration.Seconds(), res.Steps+res.Cached, res.Cached)})
 	for _, o := range opts.Outputs {
-		if err := b.export(ctx, o, mdesc, tags); err != nil {
+		if err := b.export(ctx, o, id, mdesc, tags, PushOptions{RegistryOptions: opts.Registry, Progress: ev.emit}); err != nil {
 			return nil, err
 		}
 	}

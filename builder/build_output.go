@@ -10,7 +10,9 @@ import (
 	"strings"
 
 	"github.com/builder-project/builder/internal/atomicfile"
+	"github.com/builder-project/builder/internal/store"
 	"github.com/builder-project/builder/output"
+	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -28,6 +30,10 @@ const (
 	// OutputLocal writes the image's flattened root filesystem into a
 	// directory.
 	OutputLocal = "local"
+	// OutputRegistry pushes the image to its registry (Name, else the
+	// build's tags) without keeping it tagged in the store (docker's
+	// --push).
+	OutputRegistry = "registry"
 )
 
 // Output is one destination of a build's image.
@@ -41,8 +47,13 @@ type Output struct {
 	Dest string
 	// Writer, when set, receives an archive or tar instead of Dest.
 	Writer io.Writer
-	// CompressionOptions say how the layers of an oci or docker archive
-	// are compressed; other types take none.
+	// Name lists the references (comma-separated) a registry output, or an
+	// image output with Push, pushes to; default the build's tags.
+	Name string
+	// Push makes an image output also push the image (type=image,push=true).
+	Push bool
+	// CompressionOptions say how the layers of an oci or docker archive,
+	// or of a push, are compressed; other types take none.
 	CompressionOptions
 }
 
@@ -61,6 +72,14 @@ func ParseOutput(s string) (Output, error) {
 			o.Type = v
 		case "dest":
 			o.Dest = v
+		case "name":
+			o.Name = v
+		case "push":
+			push, err := strconv.ParseBool(v)
+			if err != nil {
+				return o, fmt.Errorf("--output: push %q is not true or false", v)
+			}
+			o.Push = push
 		case "compression":
 			o.Compression = v
 		case "compression-level":
@@ -84,16 +103,14 @@ func ParseOutput(s string) (Output, error) {
 
 // check reports an output Build cannot write.
 func (o Output) check() error {
-	if o.CompressionOptions != (CompressionOptions{}) && o.Type != OutputOCI && o.Type != OutputDocker {
-		return fmt.Errorf("--output type=%s: compression options apply to type=oci and type=docker only", o.Type)
+	if o.CompressionOptions != (CompressionOptions{}) && o.Type != OutputOCI && o.Type != OutputDocker && !o.pushes() {
+		return fmt.Errorf("--output type=%s: compression options apply to type=oci, type=docker and pushes only", o.Type)
 	}
 	if err := o.CompressionOptions.check(); err != nil {
 		return fmt.Errorf("--output type=%s: %w", o.Type, err)
 	}
 	switch o.Type {
-	case OutputImage:
-	case "registry":
-		return fmt.Errorf("--output type=registry: registry push is not available yet")
+	case OutputImage, OutputRegistry:
 	case OutputOCI, OutputDocker, OutputTar:
 		if o.Dest == "" && o.Writer == nil {
 			return fmt.Errorf("--output type=%s needs dest=PATH", o.Type)
@@ -103,9 +120,33 @@ func (o Output) check() error {
 			return fmt.Errorf("--output type=%s needs dest=PATH", o.Type)
 		}
 	default:
-		return fmt.Errorf("--output: unknown type %q (want image, oci, docker, local or tar)", o.Type)
+		return fmt.Errorf("--output: unknown type %q (want image, registry, oci, docker, local or tar)", o.Type)
 	}
 	return nil
+}
+
+// pushes reports whether the output pushes the image to a registry.
+func (o Output) pushes() bool {
+	return o.Type == OutputRegistry || o.Type == OutputImage && o.Push
+}
+
+// pushRefs returns the references the output pushes to: Name, else tags.
+func (o Output) pushRefs(tags []string) ([]string, error) {
+	if o.Name == "" {
+		if len(tags) == 0 {
+			return nil, fmt.Errorf("--output type=%s: pushing needs name=REF or a tag (-t)", o.Type)
+		}
+		return tags, nil
+	}
+	var refs []string
+	for _, n := range strings.Split(o.Name, ",") {
+		full, err := store.NormalizeRef(strings.TrimSpace(n))
+		if err != nil {
+			return nil, fmt.Errorf("--output name=%s: %w", n, err)
+		}
+		refs = append(refs, full)
+	}
+	return refs, nil
 }
 
 // ParseCacheDir parses a --cache-from (key "src") or --cache-to (key
@@ -150,10 +191,19 @@ func keepsImage(outs []Output) bool {
 	return false
 }
 
-// export writes the built image, whose manifest is in the store, to one
-// output; names (normalized tags) name it in archives.
-func (b *Builder) export(ctx context.Context, o Output, manifest ocispec.Descriptor, names []string) error {
+// export writes the built image id, whose manifest is in the store, to one
+// output; names (normalized tags) name it in archives and are where it is
+// pushed by default.
+func (b *Builder) export(ctx context.Context, o Output, id digest.Digest, manifest ocispec.Descriptor, names []string, push PushOptions) error {
 	img := output.Image{Manifest: manifest, Names: names}
+	if o.pushes() {
+		refs, err := o.pushRefs(names)
+		if err != nil {
+			return err
+		}
+		push.CompressionOptions = o.CompressionOptions
+		return b.pushBuilt(ctx, store.Image{ID: id, Manifest: manifest}, refs, push)
+	}
 	switch o.Type {
 	case OutputImage:
 		return nil

@@ -40,6 +40,7 @@ func cmdBuild(ctx context.Context, g *globals, args []string) error {
 	fs.Lookup("pull").NoOptDefVal = builder.PullAlways
 	platform := fs.String("platform", "", "build for this platform (os/arch[/variant]); RUN needs the host's")
 	reg := registryFlags(fs)
+	push := fs.Bool("push", false, "push the image to its registry (shorthand for --output type=registry)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -107,6 +108,9 @@ func cmdBuild(ctx context.Context, g *globals, args []string) error {
 			return err
 		}
 		opts.Outputs = append(opts.Outputs, out)
+	}
+	if *push {
+		opts.Outputs = append(opts.Outputs, builder.Output{Type: builder.OutputRegistry})
 	}
 	for _, c := range *cacheFrom {
 		dir, err := builder.ParseCacheDir(c, "src")

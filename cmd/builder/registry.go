@@ -17,6 +17,7 @@ import (
 
 func init() {
 	register("pull", "Download an image from a registry", cmdPull)
+	register("push", "Upload an image to a registry", cmdPush)
 	register("login", "Log in to a registry", cmdLogin)
 	register("logout", "Log out from a registry", cmdLogout)
 	register("search", "Search a registry for images", cmdSearch)
@@ -228,4 +229,43 @@ func cmdSearch(ctx context.Context, g *globals, args []string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", r.Name, desc, r.Stars, official)
 	}
 	return tw.Flush()
+}
+
+func cmdPush(ctx context.Context, g *globals, args []string) error {
+	fs := g.flags("push")
+	allTags := fs.BoolP("all-tags", "a", false, "push all tags of the repository")
+	digestFile := fs.String("digestfile", "", "write the pushed manifest's digest to this file")
+	compression := fs.String("compression", "", "compress layers with gzip, zstd or uncompressed (default: as stored, gzip for uncompressed layers)")
+	quiet := fs.BoolP("quiet", "q", false, "suppress verbose output")
+	reg := registryFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() < 1 || fs.NArg() > 2 {
+		return fmt.Errorf("\"builder push\" requires 1 or 2 arguments: NAME[:TAG] [DESTINATION]")
+	}
+	b, err := g.open()
+	if err != nil {
+		return err
+	}
+	opts := builder.PushOptions{RegistryOptions: reg(), AllTags: *allTags}
+	opts.Compression = *compression
+	if !*quiet {
+		opts.Progress = newTransferPrinter(os.Stdout).event
+	}
+	res, err := b.Push(ctx, fs.Arg(0), fs.Arg(1), opts)
+	if err != nil {
+		return err
+	}
+	if *quiet {
+		for _, r := range res {
+			fmt.Println(r.Ref)
+		}
+	}
+	if *digestFile != "" && len(res) > 0 {
+		if err := os.WriteFile(*digestFile, []byte(res[len(res)-1].Digest.String()), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
