@@ -30,7 +30,7 @@ test-short:
 
 # Benchmarks, not run by `test` or CI: the Go benchmarks, then the
 # workloads of scripts/bench-workloads.sh on a tmpfs and a journaled ext4
-# loop device, against references, ending in a table (root; about 12 min).
+# loop device, against references, ending in a table (root; about 10 min).
 # BENCH_ONLY=go,unpack,copy,run,stages,export picks some, BENCH_SCALE=0.1
 # shrinks the sizes, BENCH_VERBOSE=1 prints the timed commands;
 # BUILDER_BENCH_MB sets the size of the layer benchmark tree.
