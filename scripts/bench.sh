@@ -12,8 +12,12 @@
 #   - ./layer/: diff + compression of a BUILDER_BENCH_MB tree (default 200,
 #     times BENCH_SCALE).
 #   - ./cache/: context checksums of 20,000 files.
+# Then scripts/bench-registry.sh ("registry"): push and pull of a 500 MB
+# image against skopeo, and the registry cache's share of its build, on a
+# docker-registry it starts on loopback.
 # Environment: GO (default go), BUILDER (default bin/builder), BENCH_ONLY
-# (comma-separated: go, unpack, copy, run, stages, export; default all),
+# (comma-separated: go, unpack, copy, run, stages, export, registry; default
+# all),
 # BENCH_SCALE, BENCH_FS, BENCH_VERBOSE, BENCH_BUILDAH, BENCH_TMPDIR (see
 # scripts/bench-workloads.sh), BUILDER_BENCH_MB, BUILDER_BENCHTIME (default
 # 3x, for ./cmd/builder/), BUILDER_BENCH_OUT (keep the Go benchmarks' full
@@ -21,7 +25,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
-ONLY=${BENCH_ONLY:-go,unpack,copy,run,stages,export}
+ONLY=${BENCH_ONLY:-go,unpack,copy,run,stages,export,registry}
 SCALE=${BENCH_SCALE:-1}
 start=$(date +%s)
 
@@ -54,6 +58,7 @@ workloads=
 for w in ${ONLY//,/ }; do
 	case $w in
 	go) go_benchmarks ;;
+	registry) registry=1 ;;
 	*) workloads+=${workloads:+,}$w ;;
 	esac
 done
@@ -66,6 +71,11 @@ if [ -n "$workloads" ]; then
 		echo "== workloads"
 		BENCH_ONLY=$workloads scripts/bench-workloads.sh || status=1
 	fi
+fi
+if [ -n "${registry:-}" ]; then
+	echo
+	echo "== registry (push, pull, registry cache; scripts/bench-registry.sh)"
+	scripts/bench-registry.sh || status=1
 fi
 echo
 echo "make bench took $(($(date +%s) - start)) s"
