@@ -24,8 +24,9 @@
 //   - Load(ctx, st, r): a docker-archive or OCI archive, plain or compressed.
 //     It reads the tar once, in any entry order, ingesting every candidate
 //     blob into uncommitted store ingests as it streams past, verifies
-//     digests and diffIDs, and only then commits the blobs the archive's
-//     images reference.
+//     digests and diffIDs, checks every layer's entries (layer.Validate) in
+//     the same pass, and only then commits the blobs the archive's images
+//     reference.
 //   - LoadLayout(ctx, st, dir): an OCI layout directory, resolved and checked
 //     exactly as an OCI archive, every file opened inside dir.
 //   - ImportLayer(ctx, st, p, desc, diffID): one layer blob from a Provider,
