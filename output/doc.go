@@ -14,8 +14,10 @@
 //   - OCILayout(dir, opts...): the same blobs and index entries as
 //     OCIArchive, merged into a layout directory; blobs appear atomically and
 //     index.json is replaced last (WithReplace drops chosen old entries).
-//   - RootfsDir(dir): one image's layers applied onto a directory, whiteouts
-//     applied.
+//   - RootfsDir(dir, opts...): one image's layers applied, whiteouts
+//     included, in a fresh directory next to dir, whose entries then move
+//     into dir (empty or missing, or merged into with WithForce), so that
+//     nothing dir held is ever deleted.
 //   - RootfsTar(w, scratch): that flattened root filesystem as a tar.
 //
 // Sources are importers. None of them touches the store's index; the caller
