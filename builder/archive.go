@@ -156,7 +156,9 @@ func (b *Builder) Export(ctx context.Context, w io.Writer, ref string) error {
 }
 
 // ExportDir writes the flattened root filesystem of the image ref names into
-// the directory dir.
+// the directory dir, which must be empty or missing: the image is unpacked
+// next to it and moved in once complete (see output.RootfsDir), so that
+// nothing dir held is ever deleted.
 func (b *Builder) ExportDir(ctx context.Context, dir, ref string) error {
 	img, err := b.resolve(ctx, ref)
 	if err != nil {

@@ -3,9 +3,9 @@ package builder
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 
@@ -28,7 +28,8 @@ const (
 	// OutputTar writes the image's flattened root filesystem as a tar.
 	OutputTar = "tar"
 	// OutputLocal writes the image's flattened root filesystem into a
-	// directory.
+	// directory, which must be empty or missing unless Output.Force is set
+	// (see output.RootfsDir).
 	OutputLocal = "local"
 	// OutputRegistry pushes the image to its registry (Name, else the
 	// build's tags) without keeping it tagged in the store (docker's
@@ -43,8 +44,15 @@ type Output struct {
 	Type string
 	// Dest is the file (oci, docker, tar) or directory (local) to write.
 	// A file is replaced atomically once complete; a directory is created
-	// if needed. Unused when Writer is set, and for OutputImage.
+	// if needed, and must otherwise be empty unless Force is set. Unused
+	// when Writer is set, and for OutputImage.
 	Dest string
+	// Force lets a local output write into a directory that is not empty
+	// (type=local,force=true; BuildKit has no such key): an entry of the
+	// image replaces the entry of the same name there, directories merge,
+	// and the image's whiteouts never delete anything the directory held.
+	// Without it, such a directory is refused before the build starts.
+	Force bool
 	// Writer, when set, receives an archive or tar instead of Dest.
 	Writer io.Writer
 	// Name lists the references (comma-separated) a registry output, or an
@@ -59,7 +67,8 @@ type Output struct {
 
 // ParseOutput parses docker's --output value:
 // "type=TYPE[,dest=PATH][,compression=gzip|zstd|uncompressed][,compression-level=N][,force-compression=true|false]",
-// or a bare PATH, which means type=local.
+// "type=local,dest=DIR[,force=true|false]", or a bare PATH, which means
+// type=local.
 func ParseOutput(s string) (Output, error) {
 	if !strings.Contains(s, "=") {
 		return Output{Type: OutputLocal, Dest: s}, nil
@@ -88,6 +97,12 @@ func ParseOutput(s string) (Output, error) {
 				return o, fmt.Errorf("--output: compression-level %q is not a number", v)
 			}
 			o.CompressionLevel = &n
+		case "force":
+			force, err := strconv.ParseBool(v)
+			if err != nil {
+				return o, fmt.Errorf("--output: force %q is not true or false", v)
+			}
+			o.Force = force
 		case "force-compression":
 			force, err := strconv.ParseBool(v)
 			if err != nil {
@@ -109,6 +124,9 @@ func (o Output) check() error {
 	if err := o.CompressionOptions.check(); err != nil {
 		return fmt.Errorf("--output type=%s: %w", o.Type, err)
 	}
+	if o.Force && o.Type != OutputLocal {
+		return fmt.Errorf("--output type=%s: force applies to type=local only", o.Type)
+	}
 	switch o.Type {
 	case OutputImage, OutputRegistry:
 	case OutputOCI, OutputDocker, OutputTar:
@@ -118,6 +136,9 @@ func (o Output) check() error {
 	case OutputLocal:
 		if o.Dest == "" {
 			return fmt.Errorf("--output type=%s needs dest=PATH", o.Type)
+		}
+		if err := output.CheckRootfsDir(o.Dest, o.rootfsDirOptions()...); err != nil {
+			return localOutputError(err)
 		}
 	default:
 		return fmt.Errorf("--output: unknown type %q (want image, registry, oci, docker, local or tar)", o.Type)
@@ -197,12 +218,29 @@ func (b *Builder) export(ctx context.Context, o Output, id digest.Digest, manife
 			return b.exportTo(ctx, manifest, func(scratch string) output.Exporter { return output.RootfsTar(w, scratch) })
 		})
 	case OutputLocal:
-		if err := os.MkdirAll(o.Dest, 0o755); err != nil {
-			return fmt.Errorf("--output type=local: %w", err)
+		err := b.exportTo(ctx, manifest, func(string) output.Exporter { return output.RootfsDir(o.Dest, o.rootfsDirOptions()...) })
+		if err != nil {
+			return localOutputError(err)
 		}
-		return b.exportTo(ctx, manifest, func(string) output.Exporter { return output.RootfsDir(o.Dest) })
+		return nil
 	}
 	return fmt.Errorf("--output: unknown type %q", o.Type)
+}
+
+// rootfsDirOptions are the output.RootfsDir options of a local output.
+func (o Output) rootfsDirOptions() []output.RootfsDirOption {
+	if o.Force {
+		return []output.RootfsDirOption{output.WithForce()}
+	}
+	return nil
+}
+
+// localOutputError says how to write into a directory that is not empty.
+func localOutputError(err error) error {
+	if errors.Is(err, output.ErrDirNotEmpty) {
+		return fmt.Errorf("--output type=local: %w (add force=true to write into it anyway)", err)
+	}
+	return fmt.Errorf("--output type=local: %w", err)
 }
 
 // writeTo runs write into o.Writer, or into the file o.Dest, which appears

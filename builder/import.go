@@ -26,7 +26,10 @@ type ImportOptions struct {
 }
 
 // Import turns a root filesystem tarball (plain or compressed) into a
-// one-layer image, like docker import, and returns the image ID.
+// one-layer image, like docker import, and returns the image ID. A tarball
+// with an entry layer.Apply would refuse (a name or hardlink climbing out of
+// the root, a misused whiteout name, a hardlink to nothing earlier in the
+// tarball) is refused with an error naming the entry, and nothing is stored.
 func (b *Builder) Import(ctx context.Context, r io.Reader, opts ImportOptions) (string, error) {
 	var tags []string
 	if opts.Ref != "" {
@@ -53,9 +56,11 @@ func (b *Builder) Import(ctx context.Context, r io.Reader, opts ImportOptions) (
 		return "", err
 	}
 	defer lease.Release()
+	// The tar is validated as it is stored, in one pass: an entry that
+	// layer.Apply would refuse fails the import before anything is
+	// committed.
 	l, err := b.writeLayer(ctx, func(w io.Writer) error {
-		_, err := io.Copy(w, plain)
-		return err
+		return layer.Validate(io.TeeReader(plain, w))
 	})
 	if err != nil {
 		return "", fmt.Errorf("importing: %w", err)

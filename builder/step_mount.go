@@ -11,7 +11,7 @@ import (
 	"github.com/builder-project/builder/cache"
 	"github.com/builder-project/builder/dockerfile"
 	"github.com/builder-project/builder/executor"
-	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/builder-project/builder/internal/copier"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	digest "github.com/opencontainers/go-digest"
 )
@@ -22,10 +22,11 @@ type mountPlan struct {
 	// from identifies what a bind mount reads: the context checksum of
 	// the source, the key of a stage, or an image's manifest digest.
 	from digest.Digest
-	// hostPath is the resolved source of a bind mount from the context.
-	hostPath string
-	stage    *dockerfile.Stage // bind mount from a stage
-	image    *stored           // bind mount from an image
+	// ctxCopy copies the source of a bind mount from the context, as the
+	// step sees it, to bindSource below a destination root.
+	ctxCopy copier.Options
+	stage   *dockerfile.Stage // bind mount from a stage
+	image   *stored           // bind mount from an image
 	// id is the effective cache or secret id; target the effective
 	// mount point of a secret.
 	id, target string
@@ -94,27 +95,36 @@ func (bd *build) resolveBind(ctx context.Context, res *stageResult, st *dockerfi
 		mp.image, mp.from = img, img.rec.Manifest.Digest
 		return nil
 	}
-	p, err := securejoin.SecureJoin(bd.opts.ContextDir, mp.m.Source)
+	// The step sees the context as COPY reads it, without what
+	// .dockerignore excludes, and the key covers exactly those files.
+	mp.ctxCopy = bd.copyOptions("/", copySpec{srcs: []string{literalSource(mp.m.Source)}, dest: "/" + bindSource}, true)
+	sum, err := bd.contextSum(ctx, mp.ctxCopy, copySpec{})
 	if err != nil {
 		return fmt.Errorf("mount source %q: %w", mp.m.Source, err)
 	}
-	if _, err := os.Stat(p); err != nil {
-		return fmt.Errorf("mount source %q: %w", mp.m.Source, err)
-	}
-	sum, err := bd.b.hasher.Checksum(ctx, bd.opts.ContextDir, []string{cleanRel(mp.m.Source)}, cache.ChecksumOptions{})
-	if err != nil {
-		return err
-	}
-	mp.hostPath, mp.from = p, sum
+	mp.from = sum
 	return nil
 }
 
-func cleanRel(p string) string {
-	p = path.Clean("/" + p)
-	if p == "/" {
-		return "."
+// literalSource makes a bind source a COPY source that names exactly it: a
+// path with wildcard characters becomes a pattern whose only match is that
+// path, each such character in a class of its own.
+func literalSource(p string) string {
+	if !strings.ContainsAny(p, "*?[") {
+		return p
 	}
-	return strings.TrimPrefix(p, "/")
+	var b strings.Builder
+	for _, c := range p {
+		switch c {
+		case '*', '?', '[':
+			b.WriteString("[" + string(c) + "]")
+		case '\\':
+			b.WriteString(`[\\]`)
+		default:
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
 }
 
 // key describes the mount for the cache key: every option as written, with

@@ -68,7 +68,7 @@ type Hasher struct {
 // needed. Each context root gets one file named by the sha256 of the root's
 // absolute path.
 func OpenHasher(indexDir string) (*Hasher, error) {
-	if err := atomicfile.MkdirAllSync(indexDir, 0o755); err != nil {
+	if err := atomicfile.MkdirAllSync(indexDir, 0o700); err != nil {
 		return nil, fmt.Errorf("opening context index %s: %w", indexDir, err)
 	}
 	h := &Hasher{

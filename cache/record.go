@@ -80,7 +80,7 @@ const recordsDir = "records"
 // removes temporary files left behind by killed writers.
 func Open(dir string) (*Cache, error) {
 	c := &Cache{dir: filepath.Join(dir, recordsDir), now: time.Now}
-	if err := atomicfile.MkdirAllSync(filepath.Join(c.dir, string(digest.SHA256)), 0o755); err != nil {
+	if err := atomicfile.MkdirAllSync(filepath.Join(c.dir, string(digest.SHA256)), 0o700); err != nil {
 		return nil, fmt.Errorf("opening cache %s: %w", dir, err)
 	}
 	algs, err := os.ReadDir(c.dir)
@@ -179,10 +179,11 @@ func (c *Cache) Put(ctx context.Context, rec Record) error {
 	if err != nil {
 		return fmt.Errorf("encoding record %s: %w", rec.Key, err)
 	}
-	if err := atomicfile.MkdirAllSync(filepath.Dir(p), 0o755); err != nil {
+	if err := atomicfile.MkdirAllSync(filepath.Dir(p), 0o700); err != nil {
 		return fmt.Errorf("putting record %s: %w", rec.Key, err)
 	}
-	if err := atomicfile.WriteFile(p, b, 0o644); err != nil {
+	// A record holds build-arg values: it is readable by its owner only.
+	if err := atomicfile.WriteFile(p, b, 0o600); err != nil {
 		return fmt.Errorf("putting record %s: %w", rec.Key, err)
 	}
 	// The mtime carries LastUsed. Setting it after the rename keeps the

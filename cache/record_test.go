@@ -329,3 +329,32 @@ func TestConcurrentPutProcesses(t *testing.T) {
 	}
 	t.Logf("%d lookups during the concurrent puts", lookups)
 }
+
+// TestRecordsArePrivate checks that a record, which may hold build-arg
+// values, is readable by its owner only, in directories only its owner can
+// list, and that so is the context checksum index.
+func TestRecordsArePrivate(t *testing.T) {
+	dir := t.TempDir()
+	c := mustOpen(t, dir)
+	rec := testRecord("private", 1)
+	rec.CreatedBy = "RUN --mount=type=secret,id=x TOKEN=hunter2 make"
+	if err := c.Put(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.path(rec.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]os.FileMode{p: 0o600, filepath.Dir(p): 0o700, filepath.Join(dir, recordsDir): 0o700} {
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: %v, %v; want mode %o", path, fi, err, want)
+		}
+	}
+	idx := filepath.Join(t.TempDir(), "context")
+	if _, err := OpenHasher(idx); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(idx); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("context index directory: %v, %v; want mode 0700", fi, err)
+	}
+}

@@ -7,18 +7,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"strings"
 	"time"
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
 )
-
-// ErrInvalidEntry is wrapped by Apply's errors for tar entries it refuses:
-// names or hardlink targets escaping the root, misused whiteout names,
-// unsupported entry types.
-var ErrInvalidEntry = errors.New("invalid layer entry")
 
 // Apply unpacks the uncompressed layer tar r onto dir and returns the number
 // of bytes it read from r (the uncompressed layer size; r is drained to EOF
@@ -108,19 +102,6 @@ func (a *applier) close() {
 	_ = a.root.Close()
 }
 
-// cleanName turns a tar name into a path relative to the root ("" is the
-// root itself), refusing names that climb out.
-func cleanName(name string) (string, error) {
-	c := path.Clean(strings.TrimLeft(name, "/"))
-	if c == ".." || strings.HasPrefix(c, "../") {
-		return "", fmt.Errorf("%w: path escapes the root", ErrInvalidEntry)
-	}
-	if c == "." {
-		return "", nil
-	}
-	return c, nil
-}
-
 // parentDir returns a handle of directory name ("" is the root), creating
 // missing directories when create is set. The caller must not close it.
 func (a *applier) parentDir(name string, create bool) (*os.File, error) {
@@ -164,54 +145,22 @@ func (a *applier) markSeen(name string) {
 	}
 }
 
-func parentOf(name string) string {
-	if i := strings.LastIndexByte(name, '/'); i >= 0 {
-		return name[:i]
-	}
-	return ""
-}
-
 func (a *applier) entry(hdr *tar.Header, tr io.Reader) error {
-	name, err := cleanName(hdr.Name)
+	e, err := checkEntry(hdr)
 	if err != nil {
 		return err
 	}
-	parent, base := parentOf(name), name[strings.LastIndexByte(name, '/')+1:]
-	for _, c := range strings.Split(parent, "/") {
-		if strings.HasPrefix(c, whiteoutMeta) {
-			return nil // inside AUFS bookkeeping such as .wh..wh.plnk
-		}
-		if strings.HasPrefix(c, whiteoutPrefix) {
-			return fmt.Errorf("%w: whiteout prefix %q in a directory component", ErrInvalidEntry, c)
-		}
-	}
-	switch {
-	case base == opaqueMarker:
-		return a.opaque(parent)
-	case strings.HasPrefix(base, whiteoutMeta):
-		return nil // AUFS bookkeeping, meaningless here
-	case strings.HasPrefix(base, whiteoutPrefix):
-		target := strings.TrimPrefix(base, whiteoutPrefix)
-		if target == "" || target == "." || target == ".." {
-			return fmt.Errorf("%w: whiteout without a name", ErrInvalidEntry)
-		}
-		return a.whiteout(parent, target)
-	}
-
-	switch hdr.Typeflag {
-	case tar.TypeXGlobalHeader:
+	switch e.act {
+	case actSkip:
 		return nil
-	case tar.TypeReg, tar.TypeRegA, tar.TypeDir, tar.TypeSymlink, tar.TypeLink,
-		tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-	default:
-		return fmt.Errorf("%w: unsupported entry type %q", ErrInvalidEntry, hdr.Typeflag)
-	}
-	if name == "" {
-		if hdr.Typeflag != tar.TypeDir {
-			return fmt.Errorf("%w: the root must be a directory", ErrInvalidEntry)
-		}
+	case actOpaque:
+		return a.opaque(e.parent)
+	case actWhiteout:
+		return a.whiteout(e.parent, e.base)
+	case actRoot:
 		return a.rootDir(hdr)
 	}
+	name, parent, base := e.name, e.parent, e.base
 	pdir, err := a.parentDir(parent, true)
 	if err != nil {
 		return fmt.Errorf("creating parent directory: %w", err)
@@ -309,12 +258,9 @@ func (a *applier) dirAttrs(fd int, name string, hdr *tar.Header) error {
 }
 
 func (a *applier) hardlink(pfd int, name, base string, hdr *tar.Header) error {
-	target, err := cleanName(hdr.Linkname)
+	target, err := linkTarget(name, hdr.Linkname)
 	if err != nil {
-		return fmt.Errorf("hardlink target %q: %w", hdr.Linkname, err)
-	}
-	if target == "" || target == name {
-		return fmt.Errorf("%w: hardlink to %q", ErrInvalidEntry, hdr.Linkname)
+		return err
 	}
 	tparent, tbase := parentOf(target), target[strings.LastIndexByte(target, '/')+1:]
 	tdir := a.root

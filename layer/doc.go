@@ -19,6 +19,9 @@
 // and lays whiteouts out either as deletions (DirFormat) or in the overlayfs
 // on-disk format (OverlayFormat), so that the result can serve as a lowerdir.
 //
+// Validate checks a layer tar as it streams past, refusing what Apply would
+// refuse, so that importers can reject an unsafe layer before storing it.
+//
 // Write streams a tar through a compressor into a BlobWriter while computing
 // diffID, digest and size, without holding the layer in memory.
 //

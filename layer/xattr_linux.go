@@ -11,10 +11,6 @@ const (
 	trustedOverlay = "trusted.overlay."
 	userOverlay    = "user.overlay."
 	paxXattr       = "SCHILY.xattr."
-	opaqueMarker   = ".wh..wh..opq"
-	whiteoutPrefix = ".wh."
-	// whiteoutMeta prefixes AUFS bookkeeping entries (.wh..wh.plnk, ...).
-	whiteoutMeta = ".wh..wh."
 )
 
 // overlayAttrs is what the overlay-private xattrs of an upperdir entry say.

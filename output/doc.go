@@ -14,8 +14,10 @@
 //   - OCILayout(dir, opts...): the same blobs and index entries as
 //     OCIArchive, merged into a layout directory; blobs appear atomically and
 //     index.json is replaced last (WithReplace drops chosen old entries).
-//   - RootfsDir(dir): one image's layers applied onto a directory, whiteouts
-//     applied.
+//   - RootfsDir(dir, opts...): one image's layers applied, whiteouts
+//     included, in a fresh directory next to dir, whose entries then move
+//     into dir (empty or missing, or merged into with WithForce), so that
+//     nothing dir held is ever deleted.
 //   - RootfsTar(w, scratch): that flattened root filesystem as a tar.
 //
 // Sources are importers. None of them touches the store's index; the caller
@@ -24,8 +26,9 @@
 //   - Load(ctx, st, r): a docker-archive or OCI archive, plain or compressed.
 //     It reads the tar once, in any entry order, ingesting every candidate
 //     blob into uncommitted store ingests as it streams past, verifies
-//     digests and diffIDs, and only then commits the blobs the archive's
-//     images reference.
+//     digests and diffIDs, checks every layer's entries (layer.Validate) in
+//     the same pass, and only then commits the blobs the archive's images
+//     reference.
 //   - LoadLayout(ctx, st, dir): an OCI layout directory, resolved and checked
 //     exactly as an OCI archive, every file opened inside dir.
 //   - ImportLayer(ctx, st, p, desc, diffID): one layer blob from a Provider,

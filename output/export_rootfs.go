@@ -2,38 +2,129 @@ package output
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/builder-project/builder/layer"
 )
 
-// RootfsDir returns an Exporter that flattens exactly one image into the
-// directory dir, which must exist: every layer, base first, is read from
-// the Provider, decompressed and applied with layer.Apply in
-// layer.DirFormat, so whiteouts delete what they name. For an index, the
-// host platform's manifest is used. Applying restores ownership, so it
-// needs root. The image's names are ignored.
-func RootfsDir(dir string) Exporter {
-	return rootfsDir{dir: dir}
+// ErrDirNotEmpty is wrapped by the errors of RootfsDir and CheckRootfsDir
+// for a destination that holds something, without WithForce.
+var ErrDirNotEmpty = errors.New("directory is not empty")
+
+// RootfsDirOption configures RootfsDir.
+type RootfsDirOption func(*rootfsDir)
+
+// WithForce lets RootfsDir write into a directory that is not empty: an
+// entry of the image replaces the entry of the same name in the directory
+// (a directory of the image merges into a directory there, taking its mode,
+// owner and times), and everything else the directory holds is kept. The
+// image's whiteouts never delete anything in it.
+func WithForce() RootfsDirOption {
+	return func(e *rootfsDir) { e.force = true }
 }
 
-type rootfsDir struct{ dir string }
+// RootfsDir returns an Exporter that flattens exactly one image into the
+// directory dir, created if missing, which must be empty unless WithForce
+// is given: every layer, base first, is read from the Provider,
+// decompressed and applied with layer.Apply in layer.DirFormat, so that
+// whiteouts delete what lower layers put there, into a fresh directory
+// next to dir (on the same filesystem; inside dir when dir is a mount
+// point). Only once the image is complete are its entries moved into dir,
+// each with one rename that never replaces anything (see WithForce), so
+// that the whiteouts of an image never touch what dir held before, and a
+// failed export leaves dir as it was. dir's own mode, owner and times are
+// kept. For an index, the host platform's manifest is used. Applying
+// restores ownership, so it needs root. The image's names are ignored.
+func RootfsDir(dir string, opts ...RootfsDirOption) Exporter {
+	e := rootfsDir{dir: dir}
+	for _, o := range opts {
+		o(&e)
+	}
+	return e
+}
+
+type rootfsDir struct {
+	dir   string
+	force bool
+}
+
+// CheckRootfsDir returns the error RootfsDir(dir, opts...) would return
+// for its destination before reading any layer: dir is not a directory, or
+// is not empty (ErrDirNotEmpty) without WithForce. A missing dir is fine.
+func CheckRootfsDir(dir string, opts ...RootfsDirOption) error {
+	return RootfsDir(dir, opts...).(rootfsDir).check()
+}
+
+func (e rootfsDir) check() error {
+	dir := e.dir
+	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	if e.force {
+		return nil
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("reading %s: %w", dir, err)
+	}
+	if len(names) > 0 {
+		return fmt.Errorf("%s: %w", dir, ErrDirNotEmpty)
+	}
+	return nil
+}
 
 // Export implements Exporter.
 func (e rootfsDir) Export(ctx context.Context, p Provider, imgs ...Image) error {
 	if len(imgs) != 1 {
 		return fmt.Errorf("exporting to %s: a root filesystem holds one image, got %d", e.dir, len(imgs))
 	}
-	desc, m, err := platformManifest(ctx, p, imgs[0].Manifest)
+	if err := e.check(); err != nil {
+		return fmt.Errorf("exporting to %s: %w", e.dir, err)
+	}
+	if err := os.MkdirAll(e.dir, 0o755); err != nil {
+		return fmt.Errorf("exporting to %s: %w", e.dir, err)
+	}
+	staging, err := stagingDir(e.dir)
+	if err != nil {
+		return fmt.Errorf("exporting to %s: %w", e.dir, err)
+	}
+	defer os.RemoveAll(staging)
+	if err := applyImage(ctx, p, imgs[0], staging); err != nil {
+		return fmt.Errorf("exporting to %s: %w", e.dir, err)
+	}
+	if err := moveEntries(staging, e.dir, e.force); err != nil {
+		return fmt.Errorf("exporting to %s: %w", e.dir, err)
+	}
+	return nil
+}
+
+// applyImage applies the layers of img, base first, onto dir in DirFormat.
+func applyImage(ctx context.Context, p Provider, img Image, dir string) error {
+	desc, m, err := platformManifest(ctx, p, img.Manifest)
 	if err != nil {
 		return err
 	}
 	for i, l := range m.Layers {
-		if err := applyLayer(ctx, p, l, e.dir); err != nil {
-			return fmt.Errorf("exporting %s to %s: layer %d: %w", desc.Digest, e.dir, i, err)
+		if err := applyLayer(ctx, p, l, dir); err != nil {
+			return fmt.Errorf("exporting %s: layer %d: %w", desc.Digest, i, err)
 		}
 	}
 	return nil
@@ -63,8 +154,9 @@ func applyLayer(ctx context.Context, p Provider, l ocispec.Descriptor, dir strin
 }
 
 // RootfsTar returns an Exporter that writes the flattened root filesystem of
-// exactly one image to w as a tar: RootfsDir(scratch), then
-// layer.DiffDirs of scratch against an empty tree. The caller creates the
+// exactly one image to w as a tar: its layers applied onto scratch as
+// RootfsDir applies them, then layer.DiffDirs of scratch against an empty
+// tree. The caller creates the
 // empty directory scratch, on a filesystem that can hold the image, and
 // removes it afterwards.
 func RootfsTar(w io.Writer, scratch string) Exporter {
@@ -78,7 +170,10 @@ type rootfsTar struct {
 
 // Export implements Exporter.
 func (e rootfsTar) Export(ctx context.Context, p Provider, imgs ...Image) error {
-	if err := RootfsDir(e.scratch).Export(ctx, p, imgs...); err != nil {
+	if len(imgs) != 1 {
+		return fmt.Errorf("exporting a root filesystem: it holds one image, got %d", len(imgs))
+	}
+	if err := applyImage(ctx, p, imgs[0], e.scratch); err != nil {
 		return err
 	}
 	if err := layer.DiffDirs(ctx, "", e.scratch, layer.DiffOptions{}, e.w); err != nil {

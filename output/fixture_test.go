@@ -20,9 +20,11 @@ import (
 	"github.com/builder-project/builder/internal/store"
 )
 
-// testLayer describes a layer to build: file path → content, compressed as comp.
+// testLayer describes a layer to build: file path → content, or the
+// uncompressed tar raw when set, compressed as comp.
 type testLayer struct {
 	files map[string][]byte
+	raw   []byte
 	comp  compression.Kind
 }
 
@@ -132,7 +134,10 @@ func buildImage(t *testing.T, st *store.Store, names []string, layers []testLaye
 		RootFS:   ocispec.RootFS{Type: "layers"},
 	}
 	for _, l := range layers {
-		raw := layerTar(t, l.files)
+		raw := l.raw
+		if raw == nil {
+			raw = layerTar(t, l.files)
+		}
 		desc, err := st.WriteBlob(ctx, layerMediaType(l.comp), compress(t, raw, l.comp))
 		if err != nil {
 			t.Fatal(err)

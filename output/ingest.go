@@ -14,6 +14,7 @@ import (
 
 	"github.com/builder-project/builder/internal/compression"
 	"github.com/builder-project/builder/internal/store"
+	"github.com/builder-project/builder/layer"
 )
 
 // metadataFiles are the archive files that are never blobs.
@@ -60,15 +61,9 @@ func (l *loader) readFile(name string, size int64, r io.Reader) error {
 	magic, _ := l.br.Peek(compression.MagicLen)
 	f.comp = compression.Detect(magic)
 	diff := digest.SHA256.Digester()
-	var err error
-	switch f.comp {
-	case compression.Gzip:
-		f.usize, err = l.gunzip(diff.Hash())
-	case compression.Zstd:
-		f.usize, err = l.unzstd(diff.Hash())
-	}
+	err := l.checkContent(f, diff.Hash())
 	if err == nil {
-		_, err = io.Copy(io.Discard, l.br) // the rest, or all of an uncompressed file
+		_, err = io.Copy(io.Discard, l.br) // what follows a compressed stream
 	}
 	switch {
 	case src.err != nil:
@@ -100,33 +95,63 @@ func (l *loader) readFile(name string, size int64, r io.Reader) error {
 	return nil
 }
 
-// gunzip decompresses l.br into w and returns the uncompressed size.
-func (l *loader) gunzip(w io.Writer) (int64, error) {
+// checkContent reads the content of f from l.br, decompressed when f.comp
+// says so and hashed into diff, and validates it as a layer tar: every file
+// may be a layer until the archive is resolved, so f.layerErr records why
+// it cannot be one. It returns decompression errors; f.usize is the
+// uncompressed size.
+func (l *loader) checkContent(f *archiveFile, diff io.Writer) error {
+	var plain io.Reader = l.br
+	var err error
+	switch f.comp {
+	case compression.Gzip:
+		plain, err = l.gunzip()
+	case compression.Zstd:
+		plain, err = l.unzstd()
+	}
+	if err != nil {
+		return err
+	}
+	pr := &errReader{r: plain}
+	var tr io.Reader = pr
+	if f.comp != compression.None {
+		tr = io.TeeReader(pr, diff)
+	}
+	f.layerErr = layer.Validate(tr)
+	if _, err := io.Copy(io.Discard, tr); err != nil && pr.err == nil {
+		return err
+	}
+	f.usize = pr.n
+	return pr.err
+}
+
+// gunzip returns l.br decompressed.
+func (l *loader) gunzip() (io.Reader, error) {
 	if l.gz == nil {
 		zr, err := gzip.NewReader(l.br)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		l.gz = zr
 	} else if err := l.gz.Reset(l.br); err != nil {
-		return 0, err
+		return nil, err
 	}
-	return io.Copy(w, l.gz)
+	return l.gz, nil
 }
 
-// unzstd decompresses l.br into w and returns the uncompressed size.
-func (l *loader) unzstd(w io.Writer) (int64, error) {
+// unzstd returns l.br decompressed.
+func (l *loader) unzstd() (io.Reader, error) {
 	if l.zd == nil {
 		zd, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		l.zd = zd
 	}
 	if err := l.zd.Reset(l.br); err != nil {
-		return 0, err
+		return nil, err
 	}
-	return io.Copy(w, l.zd)
+	return l.zd, nil
 }
 
 // jsonCopy keeps what is written to it: everything when all is set, else
@@ -153,14 +178,17 @@ func (j *jsonCopy) Write(p []byte) (int, error) {
 }
 
 // errReader remembers the first error other than io.EOF from r, so that
-// archive read errors are told apart from decompression errors.
+// archive read errors are told apart from decompression errors, and counts
+// the bytes read.
 type errReader struct {
 	r   io.Reader
 	err error
+	n   int64
 }
 
 func (e *errReader) Read(p []byte) (int, error) {
 	n, err := e.r.Read(p)
+	e.n += int64(n)
 	if err != nil && !errors.Is(err, io.EOF) && e.err == nil {
 		e.err = err
 	}

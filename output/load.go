@@ -65,7 +65,12 @@ const (
 // Entries may come in any order: every regular file streams into an
 // uncommitted ingest as it passes (files under 64 KiB stay in memory
 // instead), hashed and, when it is gzip or zstd, decompressed in the same pass
-// to learn its diffID. Resolution happens at the end of the tar:
+// to learn its diffID, and its content is checked as a layer tar in that
+// pass too (layer.Validate): a layer with an entry layer.Apply would refuse
+// (a name or hardlink climbing out of the root, a misused whiteout name, a
+// hardlink to nothing earlier in the layer) fails the load with an error
+// naming the entry and the layer file. Resolution happens at the end of the
+// tar:
 //
 //   - OCI: index.json → manifest, or → nested index → the host platform's
 //     manifest. A blob's digest must match its file name and its
@@ -125,7 +130,10 @@ type archiveFile struct {
 	diffID  digest.Digest
 	usize   int64
 	diffErr error
-	comp    compression.Kind
+	// layerErr says why the decompressed content is not a valid layer
+	// tar (layer.Validate); it matters only for a file used as a layer.
+	layerErr error
+	comp     compression.Kind
 	// data holds the content when it is small or looks like JSON.
 	data []byte
 	// w is the uncommitted ingest of a file too large for data alone.

@@ -151,13 +151,18 @@ func imageConfig(data []byte, name string, layers int) (ocispec.Image, error) {
 	return cfg, nil
 }
 
-// checkLayer verifies a layer file against the diffID its config lists.
+// checkLayer verifies a layer file against the diffID its config lists,
+// and that it is a tar layer.Apply would unpack (layer.Validate, run while
+// the file was read).
 func checkLayer(f *archiveFile, want digest.Digest) error {
 	if f.diffErr != nil {
 		return fmt.Errorf("decompressing layer %s: %w", f.name, f.diffErr)
 	}
 	if f.diffID != want {
 		return fmt.Errorf("layer %s: %w: its uncompressed content has diffID %s, the config lists %s", f.name, store.ErrInvalidDigest, f.diffID, want)
+	}
+	if f.layerErr != nil {
+		return fmt.Errorf("layer %s: %w", f.name, f.layerErr)
 	}
 	return nil
 }

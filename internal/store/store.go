@@ -61,12 +61,20 @@ func DefaultRoot() string {
 // processes left behind: abandoned ingests and temporary directories,
 // half-deleted snapshots, ephemeral active snapshots whose owner is gone,
 // temporary files of index.json, and stale temporary files under cache/.
+//
+// The root is made mode 0700 whatever its mode was, so it must be a
+// directory of its own: the store holds build-arg values (in cache records
+// and history), cache mount contents and unpacked layers, which no other
+// local user may read. What lies inside is protected by the root alone.
 func Open(root string) (*Store, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("opening store %s: %w", root, err)
 	}
 	s := &Store{root: abs}
+	if err := makePrivateDir(abs); err != nil {
+		return nil, fmt.Errorf("opening store %s: %w", abs, err)
+	}
 	for _, d := range []string{"blobs/sha256", "recipes/sha256", "ingest", "snapshots", "active", "tmp", "cache"} {
 		if err := os.MkdirAll(s.path(d), 0o700); err != nil {
 			return nil, fmt.Errorf("opening store %s: %w", abs, err)
@@ -76,6 +84,19 @@ func Open(root string) (*Store, error) {
 		return nil, fmt.Errorf("opening store %s: %w", abs, err)
 	}
 	return s, nil
+}
+
+// makePrivateDir creates the directory dir, or makes the existing one,
+// mode 0700.
+func makePrivateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	fi, err := os.Stat(dir)
+	if err != nil || fi.Mode().Perm() == 0o700 {
+		return err
+	}
+	return os.Chmod(dir, 0o700)
 }
 
 // Root returns the store's absolute root directory.

@@ -375,3 +375,26 @@ func TestOpenRemovesStaleTemps(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenMakesRootPrivate opens stores whose root another tool created
+// readable by everyone, or which does not exist yet: afterwards the root is
+// 0700, so no other local user can reach cache records, cache mounts or
+// layers.
+func TestOpenMakesRootPrivate(t *testing.T) {
+	base := t.TempDir()
+	existing := filepath.Join(base, "existing")
+	if err := os.Mkdir(existing, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(existing, 0o755); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	for _, root := range []string{existing, filepath.Join(base, "new", "root")} {
+		if _, err := Open(root); err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Stat(root); err != nil || fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s after Open: %v, %v; want mode 0700", root, fi, err)
+		}
+	}
+}
