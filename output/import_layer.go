@@ -89,7 +89,8 @@ func ImportLayer(ctx context.Context, st *store.Store, p Provider, desc ocispec.
 }
 
 // diffIDOf returns the digest and size of the uncompressed content of the
-// layer blob r, reading r to its end.
+// layer blob r, reading r to its end, and checks in the same pass that
+// every entry of the layer is one unpacking accepts (layer.Validate).
 func diffIDOf(r io.Reader) (digest.Digest, int64, error) {
 	plain, _, err := layer.DecompressStream(r)
 	if err != nil {
@@ -97,14 +98,30 @@ func diffIDOf(r io.Reader) (digest.Digest, int64, error) {
 	}
 	defer plain.Close()
 	dg := digest.SHA256.Digester()
-	n, err := io.Copy(dg.Hash(), plain)
-	if err != nil {
+	counted := &countWriter{w: dg.Hash()}
+	if err := layer.Validate(io.TeeReader(plain, counted)); err != nil {
+		return "", 0, fmt.Errorf("checking layer: %w", err)
+	}
+	if _, err := io.Copy(counted, plain); err != nil {
 		return "", 0, fmt.Errorf("decompressing layer: %w", err)
 	}
+	n := counted.n
 	// Drain what follows the compressed stream: a verifying reader checks
 	// at EOF, and a pipe's writer must not block.
 	if _, err := io.Copy(io.Discard, r); err != nil {
 		return "", 0, err
 	}
 	return dg.Digest(), n, nil
+}
+
+// countWriter counts the bytes it passes on.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
