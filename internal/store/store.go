@@ -60,14 +60,15 @@ func DefaultRoot() string {
 // Open opens (creating if needed) the store at root and removes what killed
 // processes left behind: abandoned ingests and temporary directories,
 // half-deleted snapshots, ephemeral active snapshots whose owner is gone,
-// temporary files of index.json, and stale temporary files under cache/.
+// containers half created or half removed, temporary files of index.json,
+// and stale temporary files under cache/.
 func Open(root string) (*Store, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("opening store %s: %w", root, err)
 	}
 	s := &Store{root: abs}
-	for _, d := range []string{"blobs/sha256", "recipes/sha256", "ingest", "snapshots", "active", "tmp", "cache"} {
+	for _, d := range []string{"blobs/sha256", "recipes/sha256", "ingest", "snapshots", "active", "tmp", "cache", "containers"} {
 		if err := os.MkdirAll(s.path(d), 0o700); err != nil {
 			return nil, fmt.Errorf("opening store %s: %w", abs, err)
 		}
@@ -171,6 +172,9 @@ func (s *Store) cleanup() error {
 				return err
 			}
 		}
+	}
+	if err := s.cleanupContainers(); err != nil {
+		return err
 	}
 	if err := s.removeIndexTemps(); err != nil {
 		return err
