@@ -192,21 +192,31 @@ func resolveContainer(table map[string]*Container, ref string) (*Container, erro
 			return c, nil
 		}
 	}
-	var found *Container
 	if isHex(ref) {
-		for id, c := range table {
-			if strings.HasPrefix(id, ref) {
-				if found != nil {
-					return nil, fmt.Errorf("container %q: %w: matches several containers", ref, ErrAmbiguous)
-				}
-				found = c
-			}
+		switch c, n := uniquePrefix(table, ref, func(id string) string { return id }); n {
+		case 1:
+			return c, nil
+		case 2:
+			return nil, fmt.Errorf("container %q: %w: matches several containers", ref, ErrAmbiguous)
 		}
 	}
-	if found == nil {
-		return nil, fmt.Errorf("no such container: %s: %w", ref, ErrNotFound)
+	return nil, fmt.Errorf("no such container: %s: %w", ref, ErrNotFound)
+}
+
+// uniquePrefix returns the value of m whose key, as name spells it,
+// starts with prefix, and how many matched: 0, 1, or 2 for several.
+func uniquePrefix[K comparable, V any](m map[K]V, prefix string, name func(K) string) (V, int) {
+	var found V
+	n := 0
+	for k, v := range m {
+		if strings.HasPrefix(name(k), prefix) {
+			if n++; n > 1 {
+				break
+			}
+			found = v
+		}
 	}
-	return found, nil
+	return found, n
 }
 
 // CreateContainer creates a container from a stored image: its directory,
