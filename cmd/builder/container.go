@@ -66,6 +66,9 @@ func containerStatus(st builder.ContainerState, now time.Time) string {
 	case "paused":
 		return "Up " + units.HumanDuration(now.Sub(st.StartedAt)) + " (Paused)"
 	case "exited":
+		if st.FinishedAt.IsZero() { // its runtime died with it
+			return fmt.Sprintf("Exited (%d)", st.ExitCode)
+		}
 		return fmt.Sprintf("Exited (%d) %s ago", st.ExitCode, units.HumanDuration(now.Sub(st.FinishedAt)))
 	}
 	return "Created"

@@ -8,6 +8,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/builder-project/builder/builder"
 )
 
 // runCLI runs the CLI and returns its output and exit code.
@@ -158,4 +161,65 @@ func TestCommitRootfs(t *testing.T) {
 	if len(hist) != 2 || hist[0]["CreatedBy"] != "builder commit --rootfs "+dir || hist[0]["Size"].(float64) > 10000 {
 		t.Errorf("history of a rootfs commit: %v", hist)
 	}
+}
+
+func TestContainerStatus(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		st   builder.ContainerState
+		want string
+	}{
+		{builder.ContainerState{Status: "created"}, "Created"},
+		{builder.ContainerState{Status: "running", StartedAt: now.Add(-3 * time.Minute)}, "Up 3 minutes"},
+		{builder.ContainerState{Status: "paused", StartedAt: now.Add(-2 * time.Hour)}, "Up 2 hours (Paused)"},
+		{builder.ContainerState{Status: "exited", ExitCode: 3, FinishedAt: now.Add(-5 * time.Second)}, "Exited (3) 5 seconds ago"},
+		{builder.ContainerState{Status: "exited", ExitCode: 137}, "Exited (137)"},
+	} {
+		if got := containerStatus(tc.st, now); got != tc.want {
+			t.Errorf("status of %+v = %q, want %q", tc.st, got, tc.want)
+		}
+	}
+}
+
+// TestRunKilled: a builder killed while its container runs takes the
+// container's processes with it, and the container reads as exited.
+func TestRunKilled(t *testing.T) {
+	root := storeWithBusybox(t)
+	cmd := cli(root, "run", "--name", "victim", "busybox", "sleep", "4321")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(mustCLI(t, root, nil, "ps"), "victim") {
+		if time.Now().After(deadline) {
+			t.Fatal("the container never ran")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if out := mustCLI(t, root, nil, "ps", "-a", "--format", "{{.Names}} {{.Status}}"); out != "victim Exited (137)\n" {
+		t.Errorf("ps after the builder was killed: %q", out)
+	}
+	for deadline := time.Now().Add(5 * time.Second); sleepRunning(t, "4321"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the container's process outlived its builder")
+		}
+	}
+	mustCLI(t, root, nil, "rm", "victim")
+}
+
+// sleepRunning reports whether a process "sleep arg" runs.
+func sleepRunning(t *testing.T, arg string) bool {
+	t.Helper()
+	procs, err := filepath.Glob("/proc/[0-9]*/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range procs {
+		if b, err := os.ReadFile(p); err == nil && string(b) == "sleep\x00"+arg+"\x00" {
+			return true
+		}
+	}
+	return false
 }
