@@ -28,9 +28,14 @@ test: vet build
 test-short:
 	$(GO) test -short -count=1 ./...
 
-# Benchmarks; BUILDER_BENCH_MB sets the size of the layer benchmark tree.
-bench:
-	GO=$(GO) scripts/bench.sh
+# Benchmarks, not run by `test` or CI: the Go benchmarks, then the
+# workloads of scripts/bench-workloads.sh on a tmpfs and a journaled ext4
+# loop device, against references, ending in a table (root; about 10 min).
+# BENCH_ONLY=go,unpack,copy,run,stages,export picks some, BENCH_SCALE=0.1
+# shrinks the sizes, BENCH_VERBOSE=1 prints the timed commands;
+# BUILDER_BENCH_MB sets the size of the layer benchmark tree.
+bench: build
+	GO=$(GO) BUILDER=$(BIN) scripts/bench.sh
 
 deps:
 	scripts/install-deps.sh

@@ -55,13 +55,15 @@ type BuildOptions struct {
 	// with Tags (dangling without); a list without an OutputImage entry
 	// writes it only to its outputs (Tags then only name it in archives).
 	Outputs []Output
-	// CacheFrom are directories of build caches (OCI layouts written by
-	// ExportCache or CacheTo) imported before the build. As in docker, an
-	// unusable one is reported as a Warning event, not an error.
-	CacheFrom []string
-	// CacheTo are directories the build cache is exported to after the
-	// build (see ExportCache).
-	CacheTo []string
+	// CacheFrom are the build caches imported before the build: local
+	// layouts (written by ExportCache or CacheTo) and registry caches
+	// (see ParseCacheFrom). As in docker, an unusable one is reported as a
+	// Warning event, not an error.
+	CacheFrom []CacheSource
+	// CacheTo are where the build cache is exported after the build: local
+	// layouts (every record, see ExportCache) and registry caches (the
+	// records of this build's steps, see CacheDest.Mode).
+	CacheTo []CacheDest
 	// Pull is the pull policy of the images the build names: PullMissing
 	// (the default), PullAlways or PullNever.
 	Pull string
@@ -102,6 +104,10 @@ type build struct {
 	target ocispec.Platform
 	// pulls makes stages that need the same image pull it once.
 	pulls singleflight.Group
+
+	// caches are the registry caches imported and the records each stage
+	// used, for the cache export.
+	caches buildCaches
 
 	mu      sync.Mutex
 	results map[*dockerfile.Stage]*stageResult
@@ -145,6 +151,16 @@ func (b *Builder) Build(ctx context.Context, opts BuildOptions) (*BuildResult, e
 			return nil, err
 		}
 	}
+	for _, c := range opts.CacheFrom {
+		if err := c.check(); err != nil {
+			return nil, fmt.Errorf("--cache-from: %w", err)
+		}
+	}
+	for _, c := range opts.CacheTo {
+		if err := c.check(); err != nil {
+			return nil, fmt.Errorf("--cache-to: %w", err)
+		}
+	}
 	switch opts.Network {
 	case "", executor.NetworkDefault, executor.NetworkNone, executor.NetworkHost:
 	default:
@@ -171,14 +187,7 @@ func (b *Builder) Build(ctx context.Context, opts BuildOptions) (*BuildResult, e
 	if bd.exec, err = b.executor(opts.Runtime); err != nil {
 		return nil, err
 	}
-	for _, dir := range opts.CacheFrom {
-		n, err := b.ImportCache(ctx, dir)
-		if err != nil {
-			ev.emit(Event{Kind: Warning, Message: fmt.Sprintf("importing cache from %s: %v", dir, err)})
-		} else {
-			ev.emit(Event{Kind: Info, Message: fmt.Sprintf("imported %d cache entries from %s", n, dir)})
-		}
-	}
+	bd.importCaches(ctx)
 	lease, err := b.st.Lease()
 	if err != nil {
 		return nil, err
@@ -205,6 +214,10 @@ func (b *Builder) Build(ctx context.Context, opts BuildOptions) (*BuildResult, e
 			cfg.Config.Labels[k] = v
 		}
 	}
+	// Layers hit in a registry cache are downloaded now if still missing.
+	if err := bd.fetchLayers(ctx, final.layers); err != nil {
+		return nil, err
+	}
 	layers := final.layers
 	if opts.Squash {
 		if layers, cfg.History, err = b.squash(ctx, opts.Runtime, final.parent, layers, cfg.History); err != nil {
@@ -215,6 +228,9 @@ func (b *Builder) Build(ctx context.Context, opts BuildOptions) (*BuildResult, e
 	if err != nil {
 		return nil, err
 	}
+	if err := bd.keepRemoteRecords(ctx); err != nil {
+		ev.emit(Event{Kind: Warning, Message: err.Error()})
+	}
 	res := &BuildResult{ID: id, Manifest: mdesc, Steps: bd.steps, Cached: bd.cached, Duration: time.Since(start)}
 	ev.emit(Event{Kind: BuildDone, Message: fmt.Sprintf("built %s in %.2fs: %d steps, %d cached", shortID(id), res.Duration.Seconds(), res.Steps+res.Cached, res.Cached)})
 	for _, o := range opts.Outputs {
@@ -222,10 +238,8 @@ func (b *Builder) Build(ctx context.Context, opts BuildOptions) (*BuildResult, e
 			return nil, err
 		}
 	}
-	for _, dir := range opts.CacheTo {
-		if err := b.ExportCache(ctx, dir, nil); err != nil {
-			return nil, fmt.Errorf("exporting cache to %s: %w", dir, err)
-		}
+	if err := bd.exportCaches(ctx); err != nil {
+		return nil, err
 	}
 	return res, nil
 }

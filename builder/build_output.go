@@ -149,34 +149,6 @@ func (o Output) pushRefs(tags []string) ([]string, error) {
 	return refs, nil
 }
 
-// ParseCacheDir parses a --cache-from (key "src") or --cache-to (key
-// "dest") value of type local and returns its directory.
-func ParseCacheDir(s, key string) (string, error) {
-	typ, dir := "", ""
-	for _, kv := range strings.Split(s, ",") {
-		k, v, _ := strings.Cut(kv, "=")
-		switch k {
-		case "type":
-			typ = v
-		case key:
-			dir = v
-		case "mode", "compression", "oci-mediatypes", "ignore-error":
-			// accepted for compatibility; a local export always holds every record
-		default:
-			return "", fmt.Errorf("%q: unknown key %q", s, k)
-		}
-	}
-	switch {
-	case typ == "registry":
-		return "", fmt.Errorf("%q: registry caches are not available yet", s)
-	case typ != "local":
-		return "", fmt.Errorf("%q: want type=local,%s=DIR", s, key)
-	case dir == "":
-		return "", fmt.Errorf("%q: %s=DIR is required", s, key)
-	}
-	return dir, nil
-}
-
 // keepsImage reports whether a build with outputs keeps its image in the
 // store: with no output at all, or with an image output.
 func keepsImage(outs []Output) bool {

@@ -10,13 +10,16 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/builder-project/builder/cache"
+	"github.com/builder-project/builder/dockerfile"
 	"github.com/builder-project/builder/internal/store"
 	"github.com/builder-project/builder/output"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/singleflight"
 )
 
 // The exported build cache (--cache-to type=local, --cache-from type=local)
@@ -279,4 +282,124 @@ func importCacheLayer(ctx context.Context, st *store.Store, idx *store.Index, la
 		}
 	}
 	return output.ImportLayer(ctx, st, lay, l.Desc, l.DiffID)
+}
+
+// buildCaches is what one build knows of caches besides the local one: the
+// records and layers of the registry caches it imported, and the records
+// each stage used or produced, for the export.
+type buildCaches struct {
+	mu sync.Mutex
+	// remote are the records of the registry caches imported, by key; the
+	// first cache listed wins.
+	remote map[digest.Digest]cache.Record
+	// layers are the layers those records use, by blob digest: where to
+	// download each when a step needs it.
+	layers map[digest.Digest]remoteLayer
+	// used are the records of each stage's steps, in order: cache hits
+	// and new records alike. fromRemote marks the keys of hits on a
+	// registry cache's record.
+	used       map[*stageResult][]cache.Record
+	fromRemote map[digest.Digest]bool
+	// fetches makes stages that need the same layer download it once.
+	fetches singleflight.Group
+}
+
+// use notes that a step of the stage res used rec, from a registry cache
+// when remote.
+func (c *buildCaches) use(res *stageResult, rec cache.Record, remote bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.used == nil {
+		c.used, c.fromRemote = map[*stageResult][]cache.Record{}, map[digest.Digest]bool{}
+	}
+	c.used[res] = append(c.used[res], rec)
+	if remote {
+		c.fromRemote[rec.Key] = true
+	}
+}
+
+// stageRecords returns the records the stage s used, in order.
+func (bd *build) stageRecords(s *dockerfile.Stage) []cache.Record {
+	bd.caches.mu.Lock()
+	defer bd.caches.mu.Unlock()
+	return bd.caches.used[bd.results[s]]
+}
+
+// exportRecords returns the records a registry export in mode receives,
+// and for each the key of the record of the step before it (which may be
+// in the stage it is built FROM).
+func (bd *build) exportRecords(mode string) ([]cache.Record, map[digest.Digest]digest.Digest) {
+	stages := bd.g.Needed()
+	if mode != CacheModeMax {
+		stages = nil
+		for s := bd.g.Target; s != nil; s = s.BaseStage {
+			stages = append(stages, s)
+		}
+	}
+	var recs []cache.Record
+	parents := map[digest.Digest]digest.Digest{}
+	seen := map[digest.Digest]bool{}
+	for _, s := range stages {
+		prev := digest.Digest("")
+		for base := s.BaseStage; base != nil && prev == ""; base = base.BaseStage {
+			if used := bd.stageRecords(base); len(used) > 0 {
+				prev = used[len(used)-1].Key
+			}
+		}
+		for _, rec := range bd.stageRecords(s) {
+			if prev != "" && prev != rec.Key {
+				parents[rec.Key] = prev
+			}
+			prev = rec.Key
+			if !seen[rec.Key] {
+				seen[rec.Key] = true
+				recs = append(recs, rec)
+			}
+		}
+	}
+	return recs, parents
+}
+
+// importCaches imports each of the build's cache sources; an unusable one
+// is a warning.
+func (bd *build) importCaches(ctx context.Context) {
+	for _, src := range bd.opts.CacheFrom {
+		var n int
+		var err error
+		where := src.Dir
+		if src.kind() == CacheRegistry {
+			where = src.Ref
+			n, err = bd.importRegistryCache(ctx, src)
+		} else {
+			n, err = bd.b.ImportCache(ctx, src.Dir)
+		}
+		if err != nil {
+			bd.ev.emit(Event{Kind: Warning, Message: fmt.Sprintf("importing cache from %s: %v", where, err)})
+		} else if src.kind() == CacheRegistry {
+			bd.ev.emit(Event{Kind: Info, Message: fmt.Sprintf("found %d cache entries in %s", n, where)})
+		} else {
+			bd.ev.emit(Event{Kind: Info, Message: fmt.Sprintf("imported %d cache entries from %s", n, where)})
+		}
+	}
+}
+
+// exportCaches exports the cache to each of the build's destinations.
+func (bd *build) exportCaches(ctx context.Context) error {
+	for _, dest := range bd.opts.CacheTo {
+		var err error
+		where := dest.Dir
+		if dest.kind() == CacheRegistry {
+			where = dest.Ref
+			err = bd.exportRegistryCache(ctx, dest)
+		} else {
+			err = bd.b.ExportCache(ctx, dest.Dir, nil)
+		}
+		switch {
+		case err != nil && dest.IgnoreError:
+			bd.ev.emit(Event{Kind: Warning, Message: fmt.Sprintf("exporting cache to %s: %v", where, err)})
+		case err != nil:
+			return fmt.Errorf("exporting cache to %s: %w", where, err)
+		}
+	}
+	return nil
 }

@@ -209,6 +209,10 @@ func (b *Builder) compressLayer(ctx context.Context, diffID digest.Digest, src o
 	if err != nil {
 		return store.Layer{}, err
 	}
+	if src.Digest == diffID {
+		// rc is the verified uncompressed tar: its digest is the diffID.
+		opts = append(opts[:len(opts):len(opts)], layer.WithDiffID(diffID))
+	}
 	l, err := layer.Write(ctx, w, c, func(tw io.Writer) error {
 		plain, _, err := layer.DecompressStream(rc)
 		if err != nil {

@@ -343,7 +343,7 @@ func TestFakeOutputsAndCacheSync(t *testing.T) {
 	// written whole.
 	dest := filepath.Join(t.TempDir(), "app.docker.tar")
 	cacheDir := filepath.Join(t.TempDir(), "cache")
-	f.mustBuild(t, df, BuildOptions{Tags: []string{"app:1"}, CacheTo: []string{cacheDir},
+	f.mustBuild(t, df, BuildOptions{Tags: []string{"app:1"}, CacheTo: []CacheDest{{Type: CacheLocal, Dir: cacheDir}},
 		Outputs: []Output{{Type: OutputImage}, {Type: OutputDocker, Dest: dest}}})
 	if id, err := f.b.ResolveID("app:1"); err != nil || id != res.ID {
 		t.Errorf("app:1 = %s, %v; want %s", id, err, res.ID)
@@ -355,7 +355,7 @@ func TestFakeOutputsAndCacheSync(t *testing.T) {
 	// A fresh store with --cache-from runs nothing; a missing cache source
 	// is a warning, not an error.
 	fresh := newFakeBuild(t, nil)
-	res2 := fresh.mustBuild(t, df, BuildOptions{CacheFrom: []string{filepath.Join(t.TempDir(), "missing"), cacheDir}})
+	res2 := fresh.mustBuild(t, df, BuildOptions{CacheFrom: []CacheSource{{Type: CacheLocal, Dir: filepath.Join(t.TempDir(), "missing")}, {Type: CacheLocal, Dir: cacheDir}}})
 	if res2.Cached != 2 || len(fresh.exec.Runs()) != 0 || res2.ID != res.ID {
 		t.Errorf("build from imported cache: %d cached, %d runs, ID %s want %s", res2.Cached, len(fresh.exec.Runs()), res2.ID, res.ID)
 	}

@@ -82,6 +82,9 @@ func (bd *build) runStep(ctx context.Context, s *dockerfile.Stage, res *stageRes
 		bd.ev.emit(ev)
 		return nil
 	}
+	if err := bd.fetchInputs(ctx, res, p); err != nil {
+		return dockerfile.NewError(st.Location, err)
+	}
 	l, err := p.execute(ctx, bd, res, ev)
 	if err != nil {
 		return dockerfile.NewError(st.Location, err)
@@ -112,25 +115,72 @@ func resultKey(key digest.Digest, l *cache.LayerRef) digest.Digest {
 
 // lookup returns the cache record of key with its decoded config, unless
 // the stage is built without the cache. An unreadable record, or one whose
-// layer blob was pruned, is a miss.
+// layer blob is neither stored nor in a registry cache the build imported,
+// is a miss.
 func (bd *build) lookup(ctx context.Context, res *stageResult, key digest.Digest) (cache.Record, Config, bool) {
 	if res.noCache {
 		return cache.Record{}, Config{}, false
 	}
-	rec, ok, err := bd.b.cache.Lookup(ctx, key)
-	if err != nil || !ok {
+	rec, remote, ok := bd.findRecord(ctx, key)
+	if !ok {
 		return cache.Record{}, Config{}, false
-	}
-	if rec.Layer != nil {
-		if _, ok := bd.b.st.Has(rec.Layer.Desc.Digest); !ok {
-			return cache.Record{}, Config{}, false
-		}
 	}
 	var cfg Config
 	if err := json.Unmarshal(rec.Config, &cfg); err != nil {
 		return cache.Record{}, Config{}, false
 	}
+	bd.caches.use(res, rec, remote)
 	return rec, cfg, true
+}
+
+// findRecord returns the record of key a build can use, preferring one
+// whose layer needs no download: the local cache's when its layer blob is
+// stored, else a registry cache's (remote) whose layer is stored or in that
+// cache, else the local one when a registry cache holds its layer.
+func (bd *build) findRecord(ctx context.Context, key digest.Digest) (rec cache.Record, remote, ok bool) {
+	local, found, err := bd.b.cache.Lookup(ctx, key)
+	found = found && err == nil
+	if found && bd.stored(local.Layer) {
+		return local, false, true
+	}
+	if r, ok := bd.caches.remoteRecord(key); ok && (bd.stored(r.Layer) || bd.caches.hasRemote(r.Layer)) {
+		return r, true, true
+	}
+	if found && bd.caches.hasRemote(local.Layer) {
+		return local, false, true
+	}
+	return cache.Record{}, false, false
+}
+
+// stored reports whether the store holds the blob of l (or l is nil).
+func (bd *build) stored(l *cache.LayerRef) bool {
+	if l == nil {
+		return true
+	}
+	_, ok := bd.b.st.Has(l.Desc.Digest)
+	return ok
+}
+
+// fetchInputs downloads the layers a step that is not cached reads and
+// only a registry cache holds: its stage's, and those of the stages it
+// copies or mounts from. A step that only changes the config reads none.
+func (bd *build) fetchInputs(ctx context.Context, res *stageResult, p plan) error {
+	var layers []store.Layer
+	switch p := p.(type) {
+	case *metaPlan, *argPlan:
+		return nil
+	case *copyPlan:
+		if p.stage != nil {
+			layers = append(layers, bd.result(p.stage).layers...)
+		}
+	case *runPlan:
+		for _, m := range p.mounts {
+			if m.stage != nil {
+				layers = append(layers, bd.result(m.stage).layers...)
+			}
+		}
+	}
+	return bd.fetchLayers(ctx, append(layers, res.layers...))
 }
 
 // record stores what a step produced under key and returns the record.
@@ -144,7 +194,11 @@ func (bd *build) record(ctx context.Context, res *stageResult, key digest.Digest
 		rec.Layer = &cache.LayerRef{Desc: l.Blob, DiffID: l.DiffID, ChainID: identity.ChainID(res.diffIDs())}
 		rec.Size = l.Size
 	}
-	return rec, bd.b.cache.Put(ctx, rec)
+	if err := bd.b.cache.Put(ctx, rec); err != nil {
+		return cache.Record{}, err
+	}
+	bd.caches.use(res, rec, false)
+	return rec, nil
 }
 
 // withSnapshot prepares an active snapshot on the stage's layers, calls fn

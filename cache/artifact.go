@@ -84,10 +84,7 @@ func NewArtifact(recs []Record) (*Artifact, error) {
 				Annotations: map[string]string{AnnotationDiffID: l.DiffID.String()}}
 		}
 	}
-	for _, d := range layers {
-		a.Layers = append(a.Layers, d)
-	}
-	sort.Slice(a.Layers, func(i, j int) bool { return a.Layers[i].Digest < a.Layers[j].Digest })
+	a.Layers = sortedDescs(layers)
 	mf := ocispec.Manifest{
 		Versioned:    specs.Versioned{SchemaVersion: 2},
 		MediaType:    ocispec.MediaTypeImageManifest,
@@ -119,13 +116,9 @@ type Fetcher func(ctx context.Context, desc ocispec.Descriptor, limit int64) ([]
 // and every record's layer is listed with a matching diffID. It returns the
 // records by key and the layers they use by digest.
 func ReadArtifact(ctx context.Context, desc ocispec.Descriptor, fetch Fetcher) (map[digest.Digest]Record, map[digest.Digest]ocispec.Descriptor, error) {
-	data, err := fetch(ctx, desc, MaxManifestSize)
+	mf, err := fetchManifest(ctx, desc, fetch)
 	if err != nil {
 		return nil, nil, err
-	}
-	var mf ocispec.Manifest
-	if err := json.Unmarshal(data, &mf); err != nil {
-		return nil, nil, fmt.Errorf("decoding cache manifest %s: %w", desc.Digest, err)
 	}
 	if mf.MediaType != ocispec.MediaTypeImageManifest || mf.ArtifactType != ArtifactType {
 		return nil, nil, fmt.Errorf("manifest %s is not a build cache manifest (mediaType %q, artifactType %q)", desc.Digest, mf.MediaType, mf.ArtifactType)

@@ -18,6 +18,27 @@ import (
 // exits with the child's status; the kernel then kills whatever else is
 // left in the pid namespace. It returns only on a setup error.
 func containerInit(cfg *initConfig, t *stubTracker, status *os.File) error {
+	if err := enterContainer(cfg, t); err != nil {
+		return err
+	}
+	syscall.Umask(0o022)
+	// Report the stubs before the process may race with a kill.
+	writeMessage(status, initMessage{Cleanup: t.entries})
+	t.entries = nil
+	pid, err := forkProcess(cfg.Spec.Process, nil, true)
+	if err != nil {
+		return err
+	}
+	status.Close()
+	os.Exit(reap(pid))
+	return nil
+}
+
+// enterContainer is the setup every container init does: it builds the
+// root filesystem inside the init's own mount namespace, pivots into it,
+// and sets the hostname, the loopback interface, the limits and the
+// capability bounding set the process will get.
+func enterContainer(cfg *initConfig, t *stubTracker) error {
 	sp := cfg.Spec
 	syscall.Umask(0)
 	if err := setupRootfs(cfg, t); err != nil {
@@ -43,36 +64,39 @@ func containerInit(cfg *initConfig, t *stubTracker, status *os.File) error {
 	if err := setRlimits(sp.Process.Rlimits); err != nil {
 		return err
 	}
-	if err := limitCapabilities(sp.Process.Capabilities); err != nil {
-		return err
-	}
-	argv0, err := lookPath(sp.Process.Args[0], sp.Process.Env)
+	return limitCapabilities(sp.Process.Capabilities)
+}
+
+// forkProcess starts the process p describes in a new session, with its
+// user, working directory and environment, on the terminal tty (as its
+// controlling terminal) or else on the caller's descriptors 0, 1 and 2.
+// With dieWithParent it dies with the calling thread, which must then be
+// in the process's pid namespace (Go checks the parent's pid). The binary
+// is looked up in p's PATH inside the current root.
+func forkProcess(p *specs.Process, tty *terminal, dieWithParent bool) (int, error) {
+	argv0, err := lookPath(p.Args[0], p.Env)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	syscall.Umask(0o022)
-	u := sp.Process.User
-	groups := []uint32{}
-	groups = append(groups, u.AdditionalGids...)
-	// Report the stubs before the process may race with a kill.
-	writeMessage(status, initMessage{Cleanup: t.entries})
-	t.entries = nil
-	pid, err := syscall.ForkExec(argv0, sp.Process.Args, &syscall.ProcAttr{
-		Dir:   sp.Process.Cwd,
-		Env:   sp.Process.Env,
-		Files: []uintptr{0, 1, 2},
-		Sys: &syscall.SysProcAttr{
-			Setsid:     true,
-			Pdeathsig:  syscall.SIGKILL,
-			Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: groups},
-		},
-	})
+	u := p.User
+	sys := &syscall.SysProcAttr{
+		Setsid:     true,
+		Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: append([]uint32{}, u.AdditionalGids...)},
+	}
+	if dieWithParent {
+		sys.Pdeathsig = syscall.SIGKILL
+	}
+	files := []uintptr{0, 1, 2}
+	if tty != nil {
+		fd := tty.slaveFd()
+		files = []uintptr{fd, fd, fd}
+		sys.Setctty, sys.Ctty = true, 0
+	}
+	pid, err := syscall.ForkExec(argv0, p.Args, &syscall.ProcAttr{Dir: p.Cwd, Env: p.Env, Files: files, Sys: sys})
 	if err != nil {
-		return fmt.Errorf("starting %s: %w", sp.Process.Args[0], err)
+		return 0, fmt.Errorf("starting %s: %w", p.Args[0], err)
 	}
-	status.Close()
-	os.Exit(reap(pid))
-	return nil
+	return pid, nil
 }
 
 // setupRootfs mounts the overlay, creates the working directory, resolves
@@ -208,7 +232,20 @@ func lookPath(file string, env []string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("starting %s: executable file not found in $PATH", file)
+	return "", fmt.Errorf("starting %s: %w", file, errExecNotFound)
+}
+
+// errExecNotFound is lookPath's error for a command not found in PATH.
+var errExecNotFound = errors.New("executable file not found in $PATH")
+
+// execFailureCode is the exit status docker reports for a process that
+// could not be started: 127 when the binary does not exist, 126 when it
+// cannot be executed.
+func execFailureCode(err error) int {
+	if errors.Is(err, errExecNotFound) || errors.Is(err, syscall.ENOENT) {
+		return 127
+	}
+	return 126
 }
 
 // reap waits for children until pid exits and returns its status as a

@@ -1,6 +1,8 @@
 // Package executor owns running one process of a build step (a RUN
 // instruction) in a fresh container whose root filesystem is an overlay of
-// read-only layer directories and a fresh upper directory.
+// read-only layer directories and a fresh upper directory, and long-lived
+// containers on such a root filesystem (StartContainer and the functions
+// that manage them).
 //
 // # Lifecycle
 //
@@ -26,6 +28,52 @@
 //
 // Either way the current binary must call Init first thing in main (and in
 // TestMain of test packages that run containers).
+//
+// # Long-lived containers
+//
+// StartContainer starts a container that lives beyond one call, with the
+// built-in runtime only. Its re-executed init is pid 1 of the container
+// and its supervisor: it needs no builder process once the process runs.
+// The caller owns a state directory per container, where the executor
+// keeps what later processes need:
+//
+//	state.json  written by StartContainer: the init's host pid and start
+//	            time (/proc/PID/stat field 22, so that a reused pid reads as
+//	            exited), the cgroup, the upperdir, the process's defaults
+//	init.json   written by the init: the mountpoint stubs it created (before
+//	            the process starts) and when the process started
+//	exit        written by the init, atomically, when the process exited:
+//	            its status and the time
+//	log         a detached container's output (stdout and stderr, or its
+//	            terminal)
+//	bundle/     generated hosts and resolv.conf, the rootfs mountpoint
+//
+// The init is placed in a cgroup of its own, builder/<id>: in the v1
+// freezer and pids hierarchies where a v1 freezer is mounted (hybrid
+// hosts included), else in the v2 hierarchy, detected when the container
+// starts and recorded in state.json. The cgroup holds every process of the
+// container, exec'd ones included: FreezeContainer and ThawContainer
+// freeze it, KillContainer with SIGKILL and RemoveContainer kill and wait
+// for what it lists (freezing it first on v1 so that nothing forks
+// meanwhile; cgroup.kill on v2). Other signals go to the init, which
+// forwards them to the process.
+//
+// When the process exits, the init kills whatever is left in the
+// container, removes the mountpoint stubs from the upperdir (opened before
+// it pivoted), records the exit status and exits: the upperdir then holds
+// exactly the process's changes, ready to be committed. If the init itself
+// was killed (SIGKILL, the OOM killer), the next ContainerStateOf or
+// RemoveContainer finds it gone without an exit status, removes the stubs
+// and records 137. Nothing is mounted on the host at any time.
+//
+// An attached container (without ContainerConfig.Detach) streams the
+// caller's stdio and dies with the caller: the init's config pipe stays
+// open as a lifeline, and its end makes the init kill the container. A
+// detached one is in a session of its own and ignores it.
+//
+// ExecContainer runs a further process in a running container through a
+// helper that joins its cgroup, its namespaces and its root, with the
+// helper's pipe as lifeline in the same way.
 //
 // Spec.OCI is pure and works on any OS; running containers needs Linux and
 // root.

@@ -68,6 +68,12 @@ type Mount struct {
 type IO struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
+	// Resize carries the window size (rows, columns) of the caller's
+	// terminal to a process that has a pseudo-terminal
+	// (ContainerConfig.Terminal, ProcessSpec.Terminal): sizes waiting in
+	// the channel when the process starts give its initial size, later
+	// ones resize it. Run ignores it.
+	Resize <-chan [2]uint16
 }
 
 // ExitError reports that the process ran and exited with a non-zero status.

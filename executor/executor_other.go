@@ -3,8 +3,11 @@
 package executor
 
 import (
+	"context"
 	"errors"
 	"runtime"
+	"syscall"
+	"time"
 )
 
 // errUnsupported is returned by New on systems without Linux namespaces
@@ -29,3 +32,35 @@ type RootfsMount struct {
 func WithRootfs(mounts []RootfsMount, fn func(roots []string) error) error {
 	return errUnsupported
 }
+
+// StartContainer needs Linux namespaces, cgroups and overlayfs.
+func StartContainer(ctx context.Context, runtime string, cfg ContainerConfig, stdio IO) (ContainerState, error) {
+	return ContainerState{}, errUnsupported
+}
+
+// ContainerStateOf needs Linux.
+func ContainerStateOf(stateDir string) (ContainerState, error) {
+	return ContainerState{}, errUnsupported
+}
+
+// KillContainer needs Linux.
+func KillContainer(stateDir string, sig syscall.Signal) error { return errUnsupported }
+
+// StopContainer needs Linux.
+func StopContainer(ctx context.Context, stateDir string, timeout time.Duration) error {
+	return errUnsupported
+}
+
+// FreezeContainer needs the Linux cgroup freezer.
+func FreezeContainer(stateDir string) error { return errUnsupported }
+
+// ThawContainer needs the Linux cgroup freezer.
+func ThawContainer(stateDir string) error { return errUnsupported }
+
+// ExecContainer needs Linux namespaces.
+func ExecContainer(ctx context.Context, stateDir string, p ProcessSpec, stdio IO) (int, error) {
+	return -1, errUnsupported
+}
+
+// RemoveContainer needs Linux.
+func RemoveContainer(stateDir string) error { return errUnsupported }

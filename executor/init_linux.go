@@ -27,11 +27,15 @@ const (
 	// modeRuntime mounts the rootfs in a private mount namespace and execs
 	// an external OCI runtime.
 	modeRuntime = "runtime"
+	// modeContainer is a long-lived container's init (supervisor_linux.go).
+	modeContainer = "container"
+	// modeExec runs a process in a running container (exec_linux.go).
+	modeExec = "exec"
 )
 
 // Fixed descriptors of a re-executed child (os/exec ExtraFiles start at 3).
 const (
-	configFD = 3 // initConfig as JSON, parent → child
+	configFD = 3 // initConfig as JSON, then controlMessage lines, parent → child
 	statusFD = 4 // initMessage lines, child → parent
 )
 
@@ -57,12 +61,37 @@ type initConfig struct {
 	StateDir string `json:"stateDir,omitempty"`
 	ID       string `json:"id,omitempty"`
 	Log      string `json:"log,omitempty"`
+
+	// Long-lived containers and exec only.
+	Container *containerInitConfig `json:"container,omitempty"`
+	Exec      *execTarget          `json:"exec,omitempty"`
+	// Terminal, when set, gives the process a pseudo-terminal of this
+	// initial size.
+	Terminal *windowSize `json:"terminal,omitempty"`
+}
+
+// windowSize is a terminal's size in characters.
+type windowSize struct {
+	Rows uint16 `json:"rows"`
+	Cols uint16 `json:"cols"`
+}
+
+// controlMessage is one line the parent writes on the config pipe after the
+// config, to a long-lived container's init or an exec helper. The end of
+// the pipe tells the child its parent is gone (see longLivedInit).
+type controlMessage struct {
+	Resize *windowSize `json:"resize,omitempty"`
 }
 
 // initMessage is one line a child writes on the status pipe.
 type initMessage struct {
 	Cleanup []cleanupEntry `json:"cleanup,omitempty"`
 	Error   string         `json:"error,omitempty"`
+	// Started is the pid (in the container) of a process a long-lived
+	// container's init or an exec helper started.
+	Started int `json:"started,omitempty"`
+	// Exit is the exit status of an exec helper's process.
+	Exit *int `json:"exit,omitempty"`
 }
 
 // Init runs the container side of the executor when the current process
@@ -101,15 +130,24 @@ func Init() bool {
 func runInit(mode string, t *stubTracker, status *os.File) error {
 	f := os.NewFile(configFD, "config")
 	var cfg initConfig
-	err := json.NewDecoder(f).Decode(&cfg)
-	f.Close()
-	if err != nil {
+	dec := json.NewDecoder(f)
+	if err := dec.Decode(&cfg); err != nil {
+		f.Close()
 		return fmt.Errorf("reading container config: %w", err)
 	}
 	if cfg.Spec == nil || cfg.Spec.Process == nil || cfg.Spec.Linux == nil {
+		f.Close()
 		return errors.New("reading container config: incomplete spec")
 	}
 	t.root, t.upper = cfg.Rootfs, cfg.Upper
+	// These two keep reading the pipe for control messages.
+	switch mode {
+	case modeContainer:
+		return longLivedInit(&cfg, t, status, dec)
+	case modeExec:
+		return execHelper(&cfg, status, dec)
+	}
+	f.Close()
 	switch mode {
 	case modeInit:
 		return containerInit(&cfg, t, status)
@@ -138,6 +176,90 @@ func writeMessage(w *os.File, m initMessage) {
 type helperResult struct {
 	cleanup []cleanupEntry
 	err     string
+	exit    *int
+}
+
+// collect gathers the messages of a child until it closes its status pipe.
+func collect(msgs <-chan initMessage) helperResult {
+	var r helperResult
+	for m := range msgs {
+		r.cleanup = append(r.cleanup, m.Cleanup...)
+		if m.Error != "" {
+			r.err = m.Error
+		}
+		if m.Exit != nil {
+			r.exit = m.Exit
+		}
+	}
+	return r
+}
+
+// helperProc is a re-executed child of this process.
+type helperProc struct {
+	cmd *exec.Cmd
+	// ctrl is the write end of the child's config pipe.
+	ctrl *os.File
+	// msgs delivers what the child writes on its status pipe, and is
+	// closed when the child closes it.
+	msgs chan initMessage
+	// exited is closed once the child is waited for, with waitErr set.
+	exited  chan struct{}
+	waitErr error
+}
+
+// startHelper re-executes the current binary in mode, with stdio and sys,
+// and waits for it in the background. The caller sends the config on
+// h.ctrl and must drain h.msgs.
+func startHelper(mode string, stdio IO, sys *syscall.SysProcAttr) (*helperProc, error) {
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("creating config pipe: %w", err)
+	}
+	stR, stW, err := os.Pipe()
+	if err != nil {
+		cfgR.Close()
+		cfgW.Close()
+		return nil, fmt.Errorf("creating status pipe: %w", err)
+	}
+	cmd := &exec.Cmd{
+		Path:        "/proc/self/exe",
+		Args:        []string{"builder-executor-" + mode},
+		Env:         append(os.Environ(), initEnv+"="+mode),
+		Stdin:       stdio.Stdin,
+		Stdout:      stdio.Stdout,
+		Stderr:      stdio.Stderr,
+		ExtraFiles:  []*os.File{cfgR, stW},
+		SysProcAttr: sys,
+		// Every process of the container is gone when the child is, so
+		// output copying ends promptly; only a blocking Stdin may linger.
+		WaitDelay: 2 * time.Second,
+	}
+	err = cmd.Start()
+	cfgR.Close()
+	stW.Close()
+	if err != nil {
+		cfgW.Close()
+		stR.Close()
+		return nil, fmt.Errorf("starting container init: %w", err)
+	}
+	h := &helperProc{cmd: cmd, ctrl: cfgW, msgs: make(chan initMessage, 4), exited: make(chan struct{})}
+	go func() {
+		defer close(h.msgs)
+		defer stR.Close()
+		sc := bufio.NewScanner(stR)
+		sc.Buffer(nil, 16<<20)
+		for sc.Scan() {
+			var m initMessage
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				h.msgs <- m
+			}
+		}
+	}()
+	go func() {
+		h.waitErr = cmd.Wait()
+		close(h.exited)
+	}()
+	return h, nil
 }
 
 // runHelper re-executes the current binary in new namespaces (cloneflags),
@@ -146,89 +268,41 @@ type helperResult struct {
 // kills it. It returns the child's state, its messages, and an error only
 // when the child could not be started or waited for.
 func runHelper(ctx context.Context, cfg *initConfig, cloneflags uintptr, stdio IO, cancel func(*exec.Cmd)) (*os.ProcessState, helperResult, error) {
-	var res helperResult
-	cfgR, cfgW, err := os.Pipe()
-	if err != nil {
-		return nil, res, fmt.Errorf("creating config pipe: %w", err)
-	}
-	defer cfgW.Close()
-	stR, stW, err := os.Pipe()
-	if err != nil {
-		cfgR.Close()
-		return nil, res, fmt.Errorf("creating status pipe: %w", err)
-	}
-	defer stR.Close()
-	cmd := &exec.Cmd{
-		Path:       "/proc/self/exe",
-		Args:       []string{"builder-executor-" + cfg.Mode},
-		Env:        append(os.Environ(), initEnv+"="+cfg.Mode),
-		Stdin:      stdio.Stdin,
-		Stdout:     stdio.Stdout,
-		Stderr:     stdio.Stderr,
-		ExtraFiles: []*os.File{cfgR, stW},
-		SysProcAttr: &syscall.SysProcAttr{
-			Cloneflags: cloneflags,
-			Pdeathsig:  syscall.SIGKILL,
-		},
-		// Every process of the container is gone when the child is, so
-		// output copying ends promptly; only a blocking Stdin may linger.
-		WaitDelay: 2 * time.Second,
-	}
 	// Pdeathsig follows the thread that forked the child: keep it alive
 	// and ours until the child is gone.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	err = cmd.Start()
-	cfgR.Close()
-	stW.Close()
+	h, err := startHelper(cfg.Mode, stdio, &syscall.SysProcAttr{Cloneflags: cloneflags, Pdeathsig: syscall.SIGKILL})
 	if err != nil {
-		return nil, res, fmt.Errorf("starting container init: %w", err)
+		return nil, helperResult{}, err
 	}
 	go func() {
-		_ = json.NewEncoder(cfgW).Encode(cfg)
-		cfgW.Close()
+		_ = json.NewEncoder(h.ctrl).Encode(cfg)
+		h.ctrl.Close()
 	}()
-	msgs := make(chan helperResult, 1)
-	go func() {
-		var r helperResult
-		sc := bufio.NewScanner(stR)
-		sc.Buffer(nil, 16<<20)
-		for sc.Scan() {
-			var m initMessage
-			if json.Unmarshal(sc.Bytes(), &m) != nil {
-				continue
-			}
-			r.cleanup = append(r.cleanup, m.Cleanup...)
-			if m.Error != "" {
-				r.err = m.Error
-			}
-		}
-		msgs <- r
-	}()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var waitErr error
+	results := make(chan helperResult, 1)
+	go func() { results <- collect(h.msgs) }()
 	select {
-	case waitErr = <-done:
+	case <-h.exited:
 	case <-ctx.Done():
 		if cancel != nil {
-			cancel(cmd)
+			cancel(h.cmd)
 		} else {
-			_ = cmd.Process.Kill()
+			_ = h.cmd.Process.Kill()
 		}
 		select {
-		case waitErr = <-done:
+		case <-h.exited:
 		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			waitErr = <-done
+			_ = h.cmd.Process.Kill()
+			<-h.exited
 		}
 	}
-	res = <-msgs
+	res := <-results
 	var ee *exec.ExitError
-	if waitErr != nil && !errors.As(waitErr, &ee) && cmd.ProcessState == nil {
-		return nil, res, fmt.Errorf("waiting for container init: %w", waitErr)
+	if h.waitErr != nil && !errors.As(h.waitErr, &ee) && h.cmd.ProcessState == nil {
+		return nil, res, fmt.Errorf("waiting for container init: %w", h.waitErr)
 	}
-	return cmd.ProcessState, res, nil
+	return h.cmd.ProcessState, res, nil
 }
 
 // exitCode returns the status a shell would report for st.

@@ -34,12 +34,18 @@ func (builtin) Run(ctx context.Context, s Spec, stdio IO) error {
 		return err
 	}
 	defer p.close()
+	st, res, err := runHelper(ctx, p.config(modeInit), namespaceFlags(p.oci), stdio, nil)
+	return finish(ctx, p, st, res, err, nil)
+}
+
+// namespaceFlags are the clone flags of the namespaces the built-in
+// runtime's init gets.
+func namespaceFlags(sp *specs.Spec) uintptr {
 	flags := uintptr(syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC)
-	if hasNamespace(p.oci, specs.NetworkNamespace) {
+	if hasNamespace(sp, specs.NetworkNamespace) {
 		flags |= syscall.CLONE_NEWNET
 	}
-	st, res, err := runHelper(ctx, p.config(modeInit), flags, stdio, nil)
-	return finish(ctx, p, st, res, err, nil)
+	return flags
 }
 
 // finish removes the stubs and turns a child's outcome into Run's error.
@@ -77,14 +83,22 @@ type prepared struct {
 	rootfs string
 }
 
-func prepare(s Spec) (_ *prepared, err error) {
+func prepare(s Spec) (*prepared, error) { return prepareIn(s, "") }
+
+// prepareIn is prepare with the run directory at dir, which must not exist
+// yet ("" makes a temporary one).
+func prepareIn(s Spec, dir string) (_ *prepared, err error) {
 	if err := s.validate(); err != nil {
 		return nil, err
 	}
 	if s.Upper == "" || s.Work == "" {
 		return nil, errors.New("validating spec: upper and work directories are required")
 	}
-	dir, err := os.MkdirTemp("", "builder-run-")
+	if dir == "" {
+		dir, err = os.MkdirTemp("", "builder-run-")
+	} else {
+		err = os.Mkdir(dir, 0o700)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("creating run directory: %w", err)
 	}

@@ -170,6 +170,11 @@ func removeStubs(upper string, entries []cleanupEntry) error {
 		return fmt.Errorf("removing mountpoint stubs: %w", err)
 	}
 	defer root.Close()
+	return removeStubsIn(root, entries)
+}
+
+// removeStubsIn is removeStubs for the upperdir opened as root.
+func removeStubsIn(root *os.Root, entries []cleanupEntry) error {
 	// Deepest first, so that parents are empty when their turn comes.
 	sorted := append([]cleanupEntry(nil), entries...)
 	for i := 1; i < len(sorted); i++ {

@@ -26,6 +26,13 @@ type BlobWriter interface {
 	Abort() error
 }
 
+// digestingWriter is a BlobWriter that hashes what it is written, as the
+// store's does: Digest is the sha256 of everything written so far.
+type digestingWriter interface {
+	BlobWriter
+	Digest() digest.Digest
+}
+
 // Layer is a committed layer blob.
 type Layer struct {
 	// Desc describes the stored blob: media type, digest and size of the
@@ -84,8 +91,18 @@ func Write(ctx context.Context, w BlobWriter, c Compression, gen func(io.Writer)
 		}
 	}
 
-	blobDigester := digest.SHA256.Digester()
-	blob := &countingWriter{w: io.MultiWriter(w, blobDigester.Hash())}
+	// A writer that hashes what it is given (the store's does) spares
+	// hashing the blob twice.
+	blobDigest := func() digest.Digest { return "" }
+	var blob *countingWriter
+	if dw, ok := w.(digestingWriter); ok {
+		blob = &countingWriter{w: w}
+		blobDigest = dw.Digest
+	} else {
+		blobDigester := digest.SHA256.Digester()
+		blob = &countingWriter{w: io.MultiWriter(w, blobDigester.Hash())}
+		blobDigest = blobDigester.Digest
+	}
 	blobBuf := bufio.NewWriterSize(ioctx.Writer(ctx, blob), bufSize)
 
 	var (
@@ -96,8 +113,11 @@ func Write(ctx context.Context, w BlobWriter, c Compression, gen func(io.Writer)
 		if comp, err = newCompressor(blobBuf, c, o); err != nil {
 			return Layer{}, err
 		}
-		diffDigester = digest.SHA256.Digester()
-		tarSink = io.MultiWriter(diffDigester.Hash(), comp)
+		tarSink = comp
+		if o.diffID == "" {
+			diffDigester = digest.SHA256.Digester()
+			tarSink = io.MultiWriter(diffDigester.Hash(), comp)
+		}
 	}
 
 	tarCount := &countingWriter{w: tarSink}
@@ -120,10 +140,13 @@ func Write(ctx context.Context, w BlobWriter, c Compression, gen func(io.Writer)
 		return Layer{}, fmt.Errorf("writing layer: %w", err)
 	}
 
-	dgst := blobDigester.Digest()
+	dgst := blobDigest()
 	diffID := dgst
-	if diffDigester != nil {
+	switch {
+	case diffDigester != nil:
 		diffID = diffDigester.Digest()
+	case c != Uncompressed:
+		diffID = o.diffID
 	}
 	desc, err := w.Commit(ctx, blob.n, dgst)
 	if err != nil {

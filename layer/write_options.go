@@ -3,6 +3,8 @@ package layer
 import (
 	"fmt"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 )
@@ -11,7 +13,16 @@ import (
 type WriteOption func(*writeOptions)
 
 type writeOptions struct {
-	level *int
+	level  *int
+	diffID digest.Digest
+}
+
+// WithDiffID tells Write the diffID of the tar gen writes, so that it does
+// not hash it again. Only a caller that already verifies the tar against
+// diffID as it reads it (a verified reader of the uncompressed blob) may
+// give it.
+func WithDiffID(d digest.Digest) WriteOption {
+	return func(o *writeOptions) { o.diffID = d }
 }
 
 // WithLevel sets the compression level of Write. For Gzip it is 0 (stored)

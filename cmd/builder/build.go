@@ -34,8 +34,8 @@ func cmdBuild(ctx context.Context, g *globals, args []string) error {
 	jobs := fs.Int("jobs", 0, "how many stages may build at once (default: all that are ready)")
 	runtime := fs.String("runtime", "", "OCI runtime for RUN: builtin (default), runc, crun or a path")
 	secrets := fs.StringArray("secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR")
-	cacheFrom := fs.StringArray("cache-from", nil, "import build cache: type=local,src=DIR")
-	cacheTo := fs.StringArray("cache-to", nil, "export build cache: type=local,dest=DIR")
+	cacheFrom := fs.StringArray("cache-from", nil, "import build cache: type=local,src=DIR or type=registry,ref=REF (or a bare REF)")
+	cacheTo := fs.StringArray("cache-to", nil, "export build cache: type=local,dest=DIR or type=registry,ref=REF[,mode=min|max][,compression=gzip|zstd|uncompressed][,compression-level=N][,force-compression=true][,image-manifest=true][,ignore-error=true]")
 	pull := fs.String("pull", builder.PullMissing, "pull images: missing (default), always (--pull) or never (--pull=false)")
 	fs.Lookup("pull").NoOptDefVal = builder.PullAlways
 	platform := fs.String("platform", "", "build for this platform (os/arch[/variant]); RUN needs the host's")
@@ -114,18 +114,18 @@ func cmdBuild(ctx context.Context, g *globals, args []string) error {
 		opts.Outputs = append(opts.Outputs, builder.Output{Type: builder.OutputRegistry})
 	}
 	for _, c := range *cacheFrom {
-		dir, err := builder.ParseCacheDir(c, "src")
+		src, err := builder.ParseCacheFrom(c)
 		if err != nil {
 			return fmt.Errorf("--cache-from: %w", err)
 		}
-		opts.CacheFrom = append(opts.CacheFrom, dir)
+		opts.CacheFrom = append(opts.CacheFrom, src)
 	}
 	for _, c := range *cacheTo {
-		dir, err := builder.ParseCacheDir(c, "dest")
+		dest, err := builder.ParseCacheTo(c)
 		if err != nil {
 			return fmt.Errorf("--cache-to: %w", err)
 		}
-		opts.CacheTo = append(opts.CacheTo, dir)
+		opts.CacheTo = append(opts.CacheTo, dest)
 	}
 	mode := *progress
 	if *quiet {

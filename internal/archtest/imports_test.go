@@ -23,7 +23,7 @@ var leaves = []string{"internal/atomicfile", "internal/compression", "internal/f
 // import each other, and builder is the only package that wires them.
 var allowed = map[string][]string{
 	"cmd/builder":           {"builder", "dockerfile"},
-	"builder":               {"dockerfile", "cache", "executor", "layer", "output", "internal/store", "internal/copier"},
+	"builder":               {"dockerfile", "cache", "executor", "layer", "output", "internal/store", "internal/copier", "internal/registry"},
 	"output":                {"internal/store", "layer"},
 	"internal/store":        {"layer"},
 	"internal/copier":       {},

@@ -70,6 +70,9 @@ func (s *Store) Ingest(ctx context.Context) (*Writer, error) {
 	return &Writer{s: s, dir: dir, f: f, bw: bufio.NewWriterSize(f, 256<<10), h: sha256.New(), lock: lk}, nil
 }
 
+// Digest returns the sha256 digest of everything written so far.
+func (w *Writer) Digest() digest.Digest { return digest.NewDigest(digest.SHA256, w.h) }
+
 // Write implements io.Writer.
 func (w *Writer) Write(p []byte) (int, error) {
 	if w.closed {

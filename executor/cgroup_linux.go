@@ -1,0 +1,289 @@
+package executor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// cgroupRoot is where the cgroup hierarchies are mounted.
+const cgroupRoot = "/sys/fs/cgroup"
+
+// cgroupV2Root, when set, makes new containers use the cgroup v2
+// hierarchy mounted there even where a v1 freezer exists: tests set it to
+// the unified mount of a hybrid host to cover the v2 code.
+var cgroupV2Root string
+
+// cgroup is a container's control group, created for its init and inherited
+// by every process of the container. On cgroup v1 it is a directory in the
+// freezer hierarchy (to freeze, and to list and kill every process) and one
+// in the pids hierarchy when mounted; on cgroup v2 it is one directory,
+// whose cgroup.freeze and cgroup.kill need no controller. The layout is
+// detected when a container is created and recorded in its state, so later
+// processes use the same directories.
+type cgroup struct {
+	V2    bool     `json:"v2,omitempty"`
+	Paths []string `json:"paths"` // the first one freezes and lists
+}
+
+// newCgroup returns the layout for container id, without creating it:
+// cgroup v2 when /sys/fs/cgroup is a unified hierarchy, else the v1 freezer
+// (and pids) hierarchies, as on hybrid hosts.
+func newCgroup(id string) (cgroup, error) {
+	name := filepath.Join("builder", id)
+	if cgroupV2Root != "" {
+		return cgroup{V2: true, Paths: []string{filepath.Join(cgroupV2Root, name)}}, nil
+	}
+	if fileExists(filepath.Join(cgroupRoot, "cgroup.controllers")) {
+		return cgroup{V2: true, Paths: []string{filepath.Join(cgroupRoot, name)}}, nil
+	}
+	freezer := filepath.Join(cgroupRoot, "freezer")
+	if !fileExists(filepath.Join(freezer, "cgroup.procs")) {
+		return cgroup{}, errors.New("creating cgroup: neither a cgroup v2 hierarchy nor a v1 freezer hierarchy is mounted at " + cgroupRoot)
+	}
+	c := cgroup{Paths: []string{filepath.Join(freezer, name)}}
+	if pids := filepath.Join(cgroupRoot, "pids"); fileExists(filepath.Join(pids, "cgroup.procs")) {
+		c.Paths = append(c.Paths, filepath.Join(pids, name))
+	}
+	return c, nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// create makes the cgroup's directories; existing ones are reused.
+func (c cgroup) create() error {
+	for _, p := range c.Paths {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			return fmt.Errorf("creating cgroup: %w", err)
+		}
+	}
+	return nil
+}
+
+// add moves process pid (all its threads) into the cgroup.
+func (c cgroup) add(pid int) error {
+	for _, p := range c.Paths {
+		if err := os.WriteFile(filepath.Join(p, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+			return fmt.Errorf("joining cgroup %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// procs lists the processes in the cgroup; a cgroup that does not exist
+// (any more) has none.
+func (c cgroup) procs() ([]int, error) {
+	if len(c.Paths) == 0 {
+		return nil, nil
+	}
+	b, err := os.ReadFile(filepath.Join(c.Paths[0], "cgroup.procs"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing processes of cgroup: %w", err)
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(b)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
+
+// frozen reports whether the cgroup is frozen or freezing.
+func (c cgroup) frozen() (bool, error) {
+	if len(c.Paths) == 0 {
+		return false, nil
+	}
+	if c.V2 {
+		v, err := c.event("frozen")
+		return v == "1", err
+	}
+	b, err := os.ReadFile(filepath.Join(c.Paths[0], "freezer.state"))
+	if err != nil {
+		return false, fmt.Errorf("reading freezer state: %w", err)
+	}
+	s := string(bytes.TrimSpace(b))
+	return s == "FROZEN" || s == "FREEZING", nil
+}
+
+// event returns the value of key in cgroup.events (v2).
+func (c cgroup) event(key string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(c.Paths[0], "cgroup.events"))
+	if err != nil {
+		return "", fmt.Errorf("reading cgroup events: %w", err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, " "); ok && k == key {
+			return v, nil
+		}
+	}
+	return "", nil
+}
+
+// freezeTimeout bounds waiting for the kernel to freeze or thaw a cgroup.
+const freezeTimeout = 10 * time.Second
+
+// setFrozen freezes or thaws the cgroup and waits until the kernel reports
+// it done: FROZEN in the v1 freezer.state (which passes through FREEZING
+// while tasks are being stopped; the request is repeated then, as runc
+// does), or "frozen 1" in the v2 cgroup.events. A freeze that does not
+// complete is undone.
+func (c cgroup) setFrozen(frozen bool) error {
+	file, value, done := "freezer.state", "THAWED", func() (bool, error) {
+		f, err := c.frozen()
+		return !f, err
+	}
+	switch {
+	case c.V2 && frozen:
+		file, value, done = "cgroup.freeze", "1", func() (bool, error) {
+			v, err := c.event("frozen")
+			return v == "1", err
+		}
+	case c.V2:
+		file, value, done = "cgroup.freeze", "0", func() (bool, error) {
+			v, err := c.event("frozen")
+			return v == "0", err
+		}
+	case frozen:
+		value, done = "FROZEN", func() (bool, error) {
+			b, err := os.ReadFile(filepath.Join(c.Paths[0], "freezer.state"))
+			return string(bytes.TrimSpace(b)) == "FROZEN", err
+		}
+	}
+	verb := map[bool]string{true: "freezing", false: "thawing"}[frozen]
+	deadline := time.Now().Add(freezeTimeout)
+	for i := 0; ; i++ {
+		if i%10 == 0 {
+			if err := os.WriteFile(filepath.Join(c.Paths[0], file), []byte(value), 0); err != nil {
+				return fmt.Errorf("%s cgroup: %w", verb, err)
+			}
+		}
+		ok, err := done()
+		if err != nil {
+			return fmt.Errorf("%s cgroup: %w", verb, err)
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			if frozen {
+				_ = c.setFrozen(false)
+			}
+			return fmt.Errorf("%s cgroup: not done after %v", verb, freezeTimeout)
+		}
+		time.Sleep(time.Duration(min(i+1, 10)) * time.Millisecond)
+	}
+}
+
+// signalAll sends sig to every process of the cgroup but except (0 for
+// none). The cgroup is frozen meanwhile, so no process can fork a new one
+// the list would miss. It is thawed afterwards unless it was frozen before
+// and sig is not SIGKILL (a v1 frozen task dies only once thawed).
+func (c cgroup) signalAll(sig syscall.Signal, except int) error {
+	wasFrozen, err := c.frozen()
+	if err != nil {
+		return err
+	}
+	if !wasFrozen {
+		if err := c.setFrozen(true); err != nil {
+			return err
+		}
+	}
+	pids, err := c.procs()
+	for _, pid := range pids {
+		if pid != except {
+			if kerr := unix.Kill(pid, sig); kerr != nil && !errors.Is(kerr, unix.ESRCH) && err == nil {
+				err = fmt.Errorf("signalling pid %d: %w", pid, kerr)
+			}
+		}
+	}
+	if !wasFrozen || sig == syscall.SIGKILL {
+		if terr := c.setFrozen(false); err == nil {
+			err = terr
+		}
+	}
+	return err
+}
+
+// killAll kills every process of the cgroup: with cgroup.kill on v2, which
+// also catches processes forked meanwhile, else through signalAll.
+func (c cgroup) killAll() error {
+	if len(c.Paths) == 0 || !fileExists(c.Paths[0]) {
+		return nil
+	}
+	if c.V2 {
+		err := os.WriteFile(filepath.Join(c.Paths[0], "cgroup.kill"), []byte("1"), 0)
+		if err == nil || !errors.Is(err, fs.ErrNotExist) {
+			if err != nil {
+				return fmt.Errorf("killing cgroup: %w", err)
+			}
+			return nil
+		}
+		// Kernels before 5.14 have no cgroup.kill.
+	}
+	return c.signalAll(syscall.SIGKILL, 0)
+}
+
+// waitEmpty polls until the cgroup has no process left or ctx is done.
+func (c cgroup) waitEmpty(ctx context.Context) error {
+	return poll(ctx, func() (bool, error) {
+		pids, err := c.procs()
+		return len(pids) == 0, err
+	})
+}
+
+// remove deletes the cgroup's directories, retrying while the kernel still
+// counts exiting processes in it.
+func (c cgroup) remove() error {
+	var errs []error
+	for _, p := range c.Paths {
+		err := retryBusy(func() error { return unix.Rmdir(p) })
+		if err != nil && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("removing cgroup %s: %w", p, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func retryBusy(f func() error) error {
+	var err error
+	for range 200 {
+		if err = f(); !errors.Is(err, unix.EBUSY) {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return err
+}
+
+// poll calls done every few milliseconds until it reports true, returns an
+// error, or ctx is done.
+func poll(ctx context.Context, done func() (bool, error)) error {
+	for i := 0; ; i++ {
+		ok, err := done()
+		if err != nil || ok {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(min(i+1, 20)) * time.Millisecond):
+		}
+	}
+}

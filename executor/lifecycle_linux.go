@@ -1,0 +1,610 @@
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/builder-project/builder/internal/atomicfile"
+)
+
+// The files of a container's state directory.
+const (
+	stateFile = "state.json" // containerRecord, by the process that starts the container
+	initFile  = "init.json"  // initRecord, by the container's init
+	exitFile  = "exit"       // exitRecord, by the init when its process exited
+	bundleDir = "bundle"     // hosts, resolv.conf, the rootfs mountpoint
+)
+
+// containerRecord is what StartContainer records in stateFile for later
+// processes.
+type containerRecord struct {
+	ID string `json:"id"`
+	// Pid is the host pid of the container's init, and PidStart its start
+	// time (/proc/PID/stat field 22): a pid whose process started at
+	// another time has been reused.
+	Pid        int       `json:"pid,omitempty"`
+	PidStart   uint64    `json:"pidStart,omitempty"`
+	Created    time.Time `json:"created"`
+	Cgroup     cgroup    `json:"cgroup"`
+	Upper      string    `json:"upper"`
+	StopSignal int       `json:"stopSignal,omitempty"`
+	// The process's environment, working directory and user, which
+	// ExecContainer starts from.
+	Env  []string `json:"env"`
+	Cwd  string   `json:"cwd"`
+	User string   `json:"user,omitempty"`
+}
+
+// StartContainer starts a long-lived container with the built-in runtime
+// (runtime "" or Builtin; other runtimes are not supported). It creates
+// the container's namespaces and cgroup, mounts the overlay inside the
+// container's own mount namespace (as Run does, so no mount is ever made
+// on the host), starts the process with the init as its parent, and
+// records the container in cfg.StateDir.
+//
+// Without cfg.Detach it streams stdio, waits for the process to exit and
+// returns the final state. Cancelling ctx kills the container (ExitCode
+// 137) and returns ctx's error along with the state; so does the end of
+// the calling process, through the init's config pipe.
+//
+// With cfg.Detach it returns as soon as the process runs; stdio is not
+// used, the output goes to the log (ContainerLogs), stdin is /dev/null,
+// and a terminal's output is copied to the log. The container outlives
+// the caller.
+//
+// Either way the init records the exit status in StateDir when the
+// process exits: a binary that does not exist exits with 127, one that
+// cannot be executed with 126, with a message on the process's stderr.
+// StartContainer on a container that has exited starts it again with a
+// fresh init; its log is kept and appended to.
+func StartContainer(ctx context.Context, runtime string, cfg ContainerConfig, stdio IO) (ContainerState, error) {
+	if runtime != "" && runtime != Builtin {
+		return ContainerState{}, fmt.Errorf("long-lived containers are not supported with --runtime %s", runtime)
+	}
+	if err := ctx.Err(); err != nil {
+		return ContainerState{}, err
+	}
+	if !validContainerID(cfg.ID) {
+		return ContainerState{}, fmt.Errorf("starting container: id %q is not 64 lowercase hex digits", cfg.ID)
+	}
+	if cfg.StateDir == "" {
+		return ContainerState{}, errors.New("starting container: no state directory")
+	}
+	dir, err := filepath.Abs(cfg.StateDir)
+	if err != nil {
+		return ContainerState{}, fmt.Errorf("starting container: %w", err)
+	}
+	created, err := resetState(dir)
+	if err != nil {
+		return ContainerState{}, err
+	}
+	p, err := prepareIn(cfg.Spec, filepath.Join(dir, bundleDir))
+	if err != nil {
+		return ContainerState{}, err
+	}
+	cg, err := newCgroup(cfg.ID)
+	if err != nil {
+		p.close()
+		return ContainerState{}, err
+	}
+	rec := &containerRecord{
+		ID: cfg.ID, Created: created, Cgroup: cg, Upper: p.spec.Upper, StopSignal: int(cfg.StopSignal),
+		Env: p.oci.Process.Env, Cwd: p.oci.Process.Cwd, User: p.spec.User,
+	}
+	// Recorded before the cgroup exists, so that RemoveContainer finds it
+	// whatever happens next.
+	if err := rec.write(dir); err != nil {
+		p.close()
+		return ContainerState{}, err
+	}
+	st, err := startInit(ctx, dir, rec, p, cfg, stdio)
+	if err != nil && st.Status == "" {
+		// Nothing runs: leave the container as created.
+		_ = cg.remove()
+		p.close()
+		rec.Pid, rec.PidStart = 0, 0
+		_ = rec.write(dir)
+	}
+	return st, err
+}
+
+// startInit starts the init of a prepared container and returns the state
+// StartContainer returns; a zero state with an error means nothing runs.
+func startInit(ctx context.Context, dir string, rec *containerRecord, p *prepared, cfg ContainerConfig, stdio IO) (ContainerState, error) {
+	if err := rec.Cgroup.create(); err != nil {
+		return ContainerState{}, err
+	}
+	// A container killed while paused left its cgroup frozen.
+	if frozen, err := rec.Cgroup.frozen(); err != nil || frozen {
+		if err := rec.Cgroup.setFrozen(false); err != nil {
+			return ContainerState{}, err
+		}
+	}
+	icfg := p.config(modeContainer)
+	icfg.Container = &containerInitConfig{StateDir: dir, Detach: cfg.Detach}
+	if cfg.Terminal {
+		icfg.Terminal = initialSize(stdio.Resize)
+	}
+	hio := IO{Stdin: stdio.Stdin, Stdout: stdio.Stdout, Stderr: stdio.Stderr}
+	if cfg.Detach {
+		log, err := os.OpenFile(filepath.Join(dir, logFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+		if err != nil {
+			return ContainerState{}, fmt.Errorf("opening container log: %w", err)
+		}
+		defer log.Close()
+		hio = IO{Stdout: log, Stderr: log}
+	}
+	// No Pdeathsig: the init outlives this thread; an attached one learns
+	// that its caller is gone from the end of its config pipe. Its own
+	// session keeps it out of the caller's terminal job control.
+	h, err := startHelper(modeContainer, hio, &syscall.SysProcAttr{Cloneflags: namespaceFlags(p.oci), Setsid: true})
+	if err != nil {
+		return ContainerState{}, err
+	}
+	kill := func() { _ = h.cmd.Process.Kill() }
+	// The init waits for its config, so it starts nothing before it is in
+	// the cgroup.
+	rec.Pid = h.cmd.Process.Pid
+	if rec.PidStart, err = processStart(rec.Pid); err == nil {
+		if err = rec.Cgroup.add(rec.Pid); err == nil {
+			err = rec.write(dir)
+		}
+	}
+	if err != nil {
+		kill()
+		<-h.exited
+		return ContainerState{}, err
+	}
+	if !cfg.Detach {
+		res, err := h.supervise(ctx, icfg, stdio.Resize, kill)
+		return finishAttached(ctx, dir, rec, p, res, err)
+	}
+	ctrl := newController(h.ctrl)
+	defer ctrl.close()
+	if err := ctrl.send(icfg); err != nil {
+		kill()
+	}
+	// The init closes its status pipe once the process runs or failed to.
+	res := collect(h.msgs)
+	if res.err != "" {
+		<-h.exited
+		_ = removeStubs(p.spec.Upper, res.cleanup)
+		return ContainerState{}, fmt.Errorf("setting up container: %s", res.err)
+	}
+	// h.exited reaps the init, should it exit while this process lives.
+	return ContainerStateOf(dir)
+}
+
+// finishAttached turns the end of an attached container's init into
+// StartContainer's result.
+func finishAttached(ctx context.Context, dir string, rec *containerRecord, p *prepared, res helperResult, err error) (ContainerState, error) {
+	if res.err != "" {
+		_ = removeStubs(p.spec.Upper, res.cleanup)
+		return ContainerState{}, fmt.Errorf("setting up container: %s", res.err)
+	}
+	if ctx.Err() != nil {
+		// The init may have been killed before it could record anything.
+		_ = rec.Cgroup.killAll()
+		wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = rec.Cgroup.waitEmpty(wctx)
+	}
+	st, serr := ContainerStateOf(dir)
+	if err != nil {
+		return st, err
+	}
+	return st, serr
+}
+
+// resetState prepares dir for a new start of the container and returns
+// its creation time: now, or that of the container recorded there, which
+// must have exited.
+func resetState(dir string) (time.Time, error) {
+	created := time.Now()
+	r, st, err := readState(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return created, fmt.Errorf("creating state directory: %w", err)
+		}
+	case err != nil:
+		return created, err
+	case st.Status == StatusRunning || st.Status == StatusPaused || st.Pid != 0:
+		return created, fmt.Errorf("starting container %s: container is already running", r.ID)
+	default:
+		created = r.Created
+	}
+	for _, f := range []string{initFile, exitFile} {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return created, fmt.Errorf("resetting container state: %w", err)
+		}
+	}
+	if err := removeBundle(dir); err != nil {
+		return created, err
+	}
+	return created, nil
+}
+
+// removeBundle removes the bundle directory. Its rootfs mountpoint is
+// removed with os.Remove first: should anything be mounted there, that
+// fails and nothing below it is touched.
+func removeBundle(dir string) error {
+	b := filepath.Join(dir, bundleDir)
+	if err := os.Remove(filepath.Join(b, "rootfs")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing container bundle: %w", err)
+	}
+	if err := os.RemoveAll(b); err != nil {
+		return fmt.Errorf("removing container bundle: %w", err)
+	}
+	return nil
+}
+
+func validContainerID(id string) bool {
+	if len(id) != 64 {
+		return false
+	}
+	for _, c := range id {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *containerRecord) write(dir string) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encoding container state: %w", err)
+	}
+	// The environment may hold secrets.
+	if err := atomicfile.WriteFile(filepath.Join(dir, stateFile), b, 0o600); err != nil {
+		return fmt.Errorf("recording container state: %w", err)
+	}
+	return nil
+}
+
+// readJSON decodes the file name of dir into v.
+func readJSON(dir, name string, v any) error {
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("reading %s: %w", filepath.Join(dir, name), err)
+	}
+	return nil
+}
+
+// readState reads the container record of dir and works out its state.
+func readState(dir string) (*containerRecord, ContainerState, error) {
+	var r containerRecord
+	if err := readJSON(dir, stateFile, &r); err != nil {
+		return nil, ContainerState{}, fmt.Errorf("reading container state: %w", err)
+	}
+	st, err := r.state(dir)
+	return &r, st, err
+}
+
+// ContainerStateOf reads the state of the container of stateDir. A
+// recorded pid counts only while it names the same process (same start
+// time) and that process has not exited, so a reused pid reads as exited.
+//
+// When it finds the init gone without an exit status (killed with
+// SIGKILL, as by the OOM killer), it does what the init would have done:
+// it kills what is left in the container's cgroup, removes the mountpoint
+// stubs from the upperdir and records exit code 137.
+func ContainerStateOf(stateDir string) (ContainerState, error) {
+	_, st, err := readState(stateDir)
+	return st, err
+}
+
+// state works out r's state from the records in dir and the live system.
+func (r *containerRecord) state(dir string) (ContainerState, error) {
+	var init initRecord
+	if err := readJSON(dir, initFile, &init); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return ContainerState{}, err
+	}
+	st := ContainerState{Status: StatusCreated, Started: init.Started}
+	exited := func() (bool, error) {
+		var ex exitRecord
+		err := readJSON(dir, exitFile, &ex)
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		st.Status, st.Pid, st.ExitCode, st.Finished = StatusExited, 0, ex.ExitCode, ex.Finished
+		return err == nil, err
+	}
+	if ok, err := exited(); ok || err != nil || r.Pid == 0 {
+		return st, err
+	}
+	if isProcess(r.Pid, r.PidStart) {
+		st.Pid = r.Pid
+		if init.Started.IsZero() {
+			return st, nil // still setting up
+		}
+		st.Status = StatusRunning
+		frozen, err := r.Cgroup.frozen()
+		if frozen {
+			st.Status = StatusPaused
+		}
+		return st, err
+	}
+	// The init records the exit before it exits: look again.
+	if ok, err := exited(); ok || err != nil {
+		return st, err
+	}
+	if err := r.recordKilled(dir, init); err != nil {
+		return st, err
+	}
+	_, err := exited()
+	return st, err
+}
+
+// recordKilled finishes for an init that was killed: once the cgroup is
+// empty, it removes the stubs and records exit code 137.
+func (r *containerRecord) recordKilled(dir string, init initRecord) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.Cgroup.killAll(); err != nil {
+		return err
+	}
+	if err := r.Cgroup.waitEmpty(ctx); err != nil {
+		return fmt.Errorf("waiting for the processes of container %s: %w", r.ID, err)
+	}
+	if err := removeStubs(r.Upper, init.Stubs); err != nil {
+		return err
+	}
+	ex := exitRecord{ExitCode: 128 + int(syscall.SIGKILL), Finished: time.Now()}
+	if err := atomicfile.Write(filepath.Join(dir, exitFile), 0o644, jsonFill(ex)); err != nil {
+		return fmt.Errorf("recording container exit: %w", err)
+	}
+	return nil
+}
+
+// runningState reads the container of dir and fails with ErrNotRunning
+// unless it is running or paused.
+func runningState(dir string) (*containerRecord, ContainerState, error) {
+	r, st, err := readState(dir)
+	if err != nil {
+		return nil, st, err
+	}
+	if st.Status != StatusRunning && st.Status != StatusPaused {
+		return nil, st, fmt.Errorf("container %s: %w", r.ID, ErrNotRunning)
+	}
+	return r, st, nil
+}
+
+// KillContainer sends sig to the container of stateDir: to its init,
+// which forwards it to the process, or, for SIGKILL, to every process of
+// the container's cgroup but the init, which then records exit code 137
+// and exits. A signal to a paused container is delivered when it is
+// thawed, except SIGKILL, which thaws it.
+func KillContainer(stateDir string, sig syscall.Signal) error {
+	r, _, err := runningState(stateDir)
+	if err != nil {
+		return err
+	}
+	return r.signal(sig)
+}
+
+func (r *containerRecord) signal(sig syscall.Signal) error {
+	if sig == syscall.SIGKILL {
+		return r.Cgroup.signalAll(sig, r.Pid)
+	}
+	fd, err := openProcess(r.Pid, r.PidStart)
+	if errors.Is(err, errProcessGone) {
+		return fmt.Errorf("container %s: %w", r.ID, ErrNotRunning)
+	} else if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("signalling container %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// gone reports whether every process of the container has exited.
+func (r *containerRecord) gone() (bool, error) {
+	if isProcess(r.Pid, r.PidStart) {
+		return false, nil
+	}
+	pids, err := r.Cgroup.procs()
+	return len(pids) == 0, err
+}
+
+// killGrace is how long the init has to record the exit of a process
+// killed with SIGKILL before it is killed too.
+const killGrace = 10 * time.Second
+
+// StopContainer stops the container of stateDir: it sends the stop signal
+// (ContainerConfig.StopSignal, SIGTERM by default) to the process (through
+// the init), thawing a paused container, and after timeout kills every
+// process with SIGKILL. It returns once every process of the container is
+// gone; the init has recorded the exit status by then. Stopping a
+// container that does not run does nothing.
+func StopContainer(ctx context.Context, stateDir string, timeout time.Duration) error {
+	r, st, err := runningState(stateDir)
+	if errors.Is(err, ErrNotRunning) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	sig := syscall.Signal(r.StopSignal)
+	if sig == 0 {
+		sig = syscall.SIGTERM
+	}
+	if err := r.signal(sig); err != nil && !errors.Is(err, ErrNotRunning) {
+		return err
+	}
+	if st.Status == StatusPaused {
+		if err := r.Cgroup.setFrozen(false); err != nil {
+			return err
+		}
+	}
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := poll(tctx, r.gone); err == nil || ctx.Err() != nil {
+		return err
+	}
+	// Kill the rest; the init records the status and exits.
+	if err := r.signal(syscall.SIGKILL); err != nil {
+		return err
+	}
+	gctx, cancel := context.WithTimeout(ctx, killGrace)
+	defer cancel()
+	if err := poll(gctx, r.gone); err == nil || ctx.Err() != nil {
+		return err
+	}
+	if err := r.Cgroup.killAll(); err != nil {
+		return err
+	}
+	return poll(ctx, r.gone)
+}
+
+// FreezeContainer freezes every process of the container of stateDir with
+// the cgroup freezer (v1 freezer.state FROZEN, v2 cgroup.freeze) and
+// returns once the kernel reports the cgroup frozen. Its state is then
+// "paused".
+func FreezeContainer(stateDir string) error {
+	r, _, err := runningState(stateDir)
+	if err != nil {
+		return err
+	}
+	return r.Cgroup.setFrozen(true)
+}
+
+// ThawContainer undoes FreezeContainer.
+func ThawContainer(stateDir string) error {
+	r, _, err := runningState(stateDir)
+	if err != nil {
+		return err
+	}
+	return r.Cgroup.setFrozen(false)
+}
+
+// removeTimeout bounds how long RemoveContainer waits for the processes
+// it killed.
+const removeTimeout = 30 * time.Second
+
+// RemoveContainer kills every process of the container of stateDir (its
+// whole cgroup, running or paused), waits until they are all gone, removes
+// the mountpoint stubs from the upperdir, the cgroup, and the files the
+// executor keeps in stateDir (state, exit status, log, bundle). stateDir
+// itself, the upperdir and the workdir stay: they are the caller's.
+func RemoveContainer(stateDir string) error {
+	var r containerRecord
+	err := readJSON(stateDir, stateFile, &r)
+	if errors.Is(err, fs.ErrNotExist) {
+		return removeStateFiles(stateDir)
+	} else if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), removeTimeout)
+	defer cancel()
+	err = poll(ctx, func() (bool, error) {
+		if err := r.Cgroup.killAll(); err != nil {
+			return false, err
+		}
+		// The init is in the cgroup, unless it died before joining it.
+		if fd, err := openProcess(r.Pid, r.PidStart); err == nil {
+			_ = unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+			unix.Close(fd)
+		}
+		return r.gone()
+	})
+	if err != nil {
+		return fmt.Errorf("removing container %s: waiting for its processes: %w", r.ID, err)
+	}
+	var init initRecord
+	if err := readJSON(stateDir, initFile, &init); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := removeStubs(r.Upper, init.Stubs); err != nil {
+		return err
+	}
+	if err := r.Cgroup.remove(); err != nil {
+		return err
+	}
+	return removeStateFiles(stateDir)
+}
+
+func removeStateFiles(dir string) error {
+	if err := removeBundle(dir); err != nil {
+		return err
+	}
+	for _, f := range []string{initFile, exitFile, logFile, stateFile} {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("removing container state: %w", err)
+		}
+	}
+	return nil
+}
+
+// controller writes a child's config and then its control messages on
+// the config pipe; closing it tells the child that its caller is gone.
+type controller struct {
+	mu sync.Mutex
+	f  *os.File // nil once closed
+}
+
+func newController(f *os.File) *controller { return &controller{f: f} }
+
+func (c *controller) send(v any) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.f == nil {
+		return os.ErrClosed
+	}
+	return json.NewEncoder(c.f).Encode(v)
+}
+
+func (c *controller) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.f != nil {
+		c.f.Close()
+		c.f = nil
+	}
+}
+
+// forwardResizes sends the terminal sizes from ch until stop is closed.
+func (c *controller) forwardResizes(ch <-chan [2]uint16, stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case s, ok := <-ch:
+			if !ok {
+				return
+			}
+			_ = c.send(controlMessage{Resize: &windowSize{Rows: s[0], Cols: s[1]}})
+		}
+	}
+}
+
+// initialSize takes the sizes already waiting in ch and returns the last.
+func initialSize(ch <-chan [2]uint16) *windowSize {
+	s := &windowSize{}
+	for {
+		select {
+		case v, ok := <-ch:
+			if !ok {
+				return s
+			}
+			s.Rows, s.Cols = v[0], v[1]
+		default:
+			return s
+		}
+	}
+}
