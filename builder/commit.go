@@ -142,16 +142,21 @@ func (b *Builder) commitLayers(ctx context.Context, c *container, img *stored, o
 	if err != nil {
 		return nil, nil, err
 	}
-	stubs, err := b.runningStubs(c)
-	if err != nil {
-		return nil, nil, err
-	}
-	if stubs != nil && !opts.NoPause {
-		if err := b.runtime().Freeze(c.dirs.State); err != nil {
-			return nil, nil, fmt.Errorf("pausing: %w", err)
-		}
-		defer b.runtime().Thaw(c.dirs.State)
-	}
+	var (
+		base []store.Layer
+		l    *store.Layer
+	)
+	err = b.whileFrozen(c, !opts.NoPause, func(stubs map[string]bool) error {
+		base, l, err = b.upperLayer(ctx, c, a, img, stubs, opts.Squash)
+		return err
+	})
+	return base, l, err
+}
+
+// upperLayer writes the layer of the upperdir of a, c's snapshot, without
+// stubs (squashed with the layers img added to its base with squash), and
+// returns the layers it goes on.
+func (b *Builder) upperLayer(ctx context.Context, c *container, a *store.Active, img *stored, stubs map[string]bool, squash bool) ([]store.Layer, *store.Layer, error) {
 	upper := func(w io.Writer) error {
 		return filterLayer(w, stubs, func(w io.Writer) error {
 			return layer.Diff(ctx, a.Upper, layer.DiffOptions{Lowers: a.Lowers}, w)
@@ -159,7 +164,7 @@ func (b *Builder) commitLayers(ctx context.Context, c *container, img *stored, o
 	}
 	base := img.layers
 	var gen func(io.Writer) error = upper
-	if opts.Squash {
+	if squash {
 		n := b.squashBase(ctx, img.rec.ID, img.layers)
 		base = slices.Clone(img.layers[:n])
 		gen = func(w io.Writer) error { return b.squashLayer(ctx, c.spec.Runtime, base, img.layers[n:], upper, w) }

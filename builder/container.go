@@ -40,7 +40,8 @@ type CreateOptions struct {
 	// host directory is created, as docker does. Their mount points are
 	// never committed.
 	Volumes []string
-	// Runtime selects the OCI runtime, as in BuildOptions.
+	// Runtime selects the runtime of the container's processes: only the
+	// built-in one ("" or "builtin") runs long-lived containers.
 	Runtime string
 	// Tty runs the process on a pseudo-terminal (-t).
 	Tty bool
@@ -162,6 +163,9 @@ func newContainerSpec(opts CreateOptions, image dockerspec.DockerOCIImageConfig)
 	case "", executor.NetworkDefault, executor.NetworkNone, executor.NetworkHost:
 	default:
 		return containerSpec{}, fmt.Errorf("--network %q: want default, none or host", opts.Network)
+	}
+	if opts.Runtime != "" && opts.Runtime != executor.Builtin {
+		return containerSpec{}, fmt.Errorf("--runtime %s: containers run with the built-in runtime only (builds can use runc or crun)", opts.Runtime)
 	}
 	var cfg dockerspec.DockerOCIImageConfig
 	data, err := json.Marshal(image)

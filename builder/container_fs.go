@@ -83,14 +83,20 @@ func (b *Builder) checkNotRunning(c *container, what string) error {
 }
 
 // withRoot calls fn with the merged root filesystem of c, writable: the
-// host mount when c is mounted, else an overlay mounted in a private mount
-// namespace for the duration of fn (see executor.WithRootfs).
+// host mount when c is mounted; the root its init sees when c runs (see
+// withProcessRoot), so that the process sees the change at once; else an
+// overlay mounted in a private mount namespace for the duration of fn
+// (see executor.WithRootfs).
 func (b *Builder) withRoot(c *container, fn func(root string) error) error {
 	if isMounted(c.dirs.Merged) {
 		return fn(c.dirs.Merged)
 	}
-	if err := b.checkNotRunning(c, "change files of"); err != nil {
+	st, err := b.containerState(c)
+	if err != nil {
 		return err
+	}
+	if st.Running() {
+		return b.withProcessRoot(c, st.Pid, fn)
 	}
 	a, err := b.st.Snapshots().Get(c.rec.ID)
 	if err != nil {
@@ -120,8 +126,12 @@ type CopyOptions struct {
 	Chown, Chmod string
 }
 
-// Copy copies host files into a container that is not running, with
-// COPY's semantics, as buildah copy does.
+// Copy copies host files into a container, with COPY's semantics, as
+// buildah copy does. Into a running container it copies through the root
+// filesystem its init sees, volumes included, as docker cp does: every
+// path resolved inside that root as a chroot would, so that nothing the
+// container's process does (a symlink, even a racing one) can lead the copy
+// outside it.
 func (b *Builder) Copy(ctx context.Context, opts CopyOptions) error {
 	c, err := b.loadContainer(opts.Container)
 	if err != nil {
@@ -192,7 +202,8 @@ type Change struct {
 // as docker diff does, sorted by path. It reads only the upperdir, so its
 // cost follows the changes, not the image. A directory holding changes is
 // "C"; the content of a directory that replaced one of the image is "A".
-// The mount points the runtime made for a running container are left out.
+// A running container is frozen while its upperdir is read, and the mount
+// points its runtime made are left out.
 func (b *Builder) Diff(ctx context.Context, ref string) ([]Change, error) {
 	c, err := b.loadContainer(ref)
 	if err != nil {
@@ -202,20 +213,32 @@ func (b *Builder) Diff(ctx context.Context, ref string) ([]Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	stubs, err := b.runningStubs(c)
+	var out []Change
+	err = b.whileFrozen(c, true, func(stubs map[string]bool) error {
+		changes, err := upperChanges(ctx, a.Upper, a.Lowers)
+		out = withoutStubs(changes, stubs)
+		return err
+	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("listing changes of %s: %w", c.name(), err)
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out, nil
+}
+
+// upperChanges lists the changes the upperdir upper makes to lowers, in
+// walk order.
+func upperChanges(ctx context.Context, upper string, lowers []string) ([]Change, error) {
 	var out []Change
 	opaque := map[string]bool{} // directories that replaced one of the image
-	err = filepath.WalkDir(a.Upper, func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(upper, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(a.Upper, p)
+		rel, _ := filepath.Rel(upper, p)
 		if rel == "." {
 			return nil
 		}
@@ -224,7 +247,7 @@ func (b *Builder) Diff(ctx context.Context, ref string) ([]Change, error) {
 			return err
 		}
 		replaced := opaque[filepath.Dir(rel)]
-		below := !replaced && existsBelow(a.Lowers, rel)
+		below := !replaced && existsBelow(lowers, rel)
 		switch {
 		case isWhiteout(fi):
 			if below {
@@ -243,30 +266,47 @@ func (b *Builder) Diff(ctx context.Context, ref string) ([]Change, error) {
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("listing changes of %s: %w", c.name(), err)
-	}
-	out = withoutStubs(out, stubs)
-	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
-	return out, nil
+	return out, err
 }
 
-// runningStubs returns the mount point stubs in c's upperdir: none unless
-// c is running, when the runtime says which they are.
-func (b *Builder) runningStubs(c *container) (map[string]bool, error) {
+// whileFrozen calls fn with the mount point stubs in c's upperdir: none
+// unless c runs, when the runtime says which they are. With pause, a
+// running container is frozen meanwhile (cgroup freezer), so that what fn
+// reads of the upperdir is one instant of it, and it is thawed afterwards
+// whatever happens.
+func (b *Builder) whileFrozen(c *container, pause bool, fn func(stubs map[string]bool) error) (err error) {
 	st, err := b.containerState(c)
-	if err != nil || !st.Running() {
-		return nil, err
-	}
-	list, err := b.runtime().Stubs(c.dirs.State)
 	if err != nil {
-		return nil, fmt.Errorf("reading the mount points of running container %s: %w", c.name(), err)
+		return err
+	}
+	if !st.Running() {
+		return fn(nil)
+	}
+	rt := b.runtime()
+	list, err := rt.Stubs(c.dirs.State)
+	if err != nil {
+		return fmt.Errorf("reading the mount points of running container %s: %w", c.name(), err)
 	}
 	stubs := map[string]bool{}
 	for _, p := range list {
 		stubs[strings.Trim(filepath.Clean("/"+p), "/")] = true
 	}
-	return stubs, nil
+	if !pause || st.Status == executor.StatusPaused {
+		return fn(stubs)
+	}
+	defer func() {
+		if terr := rt.Thaw(c.dirs.State); terr != nil && !errors.Is(terr, executor.ErrNotRunning) {
+			err = errors.Join(err, fmt.Errorf("resuming container %s: %w", c.name(), terr))
+		}
+	}()
+	switch err := rt.Freeze(c.dirs.State); {
+	case errors.Is(err, executor.ErrNotRunning):
+		// It exited meanwhile: nothing writes, and its init removed
+		// the stubs.
+	case err != nil:
+		return fmt.Errorf("pausing container %s: %w", c.name(), err)
+	}
+	return fn(stubs)
 }
 
 // withoutStubs drops the changes of stubs, except a stub directory that

@@ -33,6 +33,28 @@ func mountHost(ex executor.Executor, target string, m executor.RootfsMount) erro
 	return nil
 }
 
+// withProcessRoot calls fn with the root filesystem of c's running
+// container as its init (host pid pid) sees it: the overlay and the
+// mounts on it, reached through /proc/<pid>/root, which is opened first
+// and held open. c's state is read again once it is open: if the same
+// init still runs, pid named it all along, so a pid reused meanwhile
+// cannot hand fn another process's root.
+func (b *Builder) withProcessRoot(c *container, pid int, fn func(root string) error) error {
+	fd, err := unix.Open(fmt.Sprintf("/proc/%d/root", pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("opening the root filesystem of container %s: %w", c.name(), err)
+	}
+	defer unix.Close(fd)
+	st, err := b.containerState(c)
+	if err != nil {
+		return err
+	}
+	if !st.Running() || st.Pid != pid {
+		return fmt.Errorf("%w: container %s stopped meanwhile", ErrConflict, c.name())
+	}
+	return fn(fmt.Sprintf("/proc/self/fd/%d", fd))
+}
+
 // unmountHost unmounts target if something is mounted there.
 func (b *Builder) unmountHost(target string) error {
 	if !isMounted(target) {

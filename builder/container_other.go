@@ -15,6 +15,10 @@ func mountHost(executor.Executor, string, executor.RootfsMount) error {
 
 func (b *Builder) unmountHost(string) error { return nil }
 
+func (b *Builder) withProcessRoot(*container, int, func(string) error) error {
+	return errors.New("copying into a running container needs Linux")
+}
+
 func isMounted(string) bool { return false }
 
 func isWhiteout(os.FileInfo) bool { return false }

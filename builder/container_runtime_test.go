@@ -14,16 +14,17 @@ import (
 // fakeRuntime reports every container as running with the given stubs
 // and records the calls that control it.
 type fakeRuntime struct {
-	foregroundRuntime
-	stubs []string
-	calls *[]string
+	execRuntime
+	stubs     []string
+	calls     *[]string
+	freezeErr error
 }
 
 func (r fakeRuntime) State(string) (ContainerState, error) {
 	return ContainerState{Status: "running", Pid: 1}, nil
 }
 func (r fakeRuntime) Stubs(string) ([]string, error) { return r.stubs, nil }
-func (r fakeRuntime) Freeze(string) error            { *r.calls = append(*r.calls, "freeze"); return nil }
+func (r fakeRuntime) Freeze(string) error            { *r.calls = append(*r.calls, "freeze"); return r.freezeErr }
 func (r fakeRuntime) Thaw(string) error              { *r.calls = append(*r.calls, "thaw"); return nil }
 func (r fakeRuntime) Remove(string) error            { *r.calls = append(*r.calls, "remove"); return nil }
 
@@ -32,7 +33,7 @@ func useFakeRuntime(t *testing.T, stubs ...string) *[]string {
 	calls := &[]string{}
 	old := newRuntime
 	newRuntime = func(b *Builder) containerRuntime {
-		return fakeRuntime{foregroundRuntime: foregroundRuntime{b: b}, stubs: stubs, calls: calls}
+		return fakeRuntime{stubs: stubs, calls: calls}
 	}
 	t.Cleanup(func() { newRuntime = old })
 	return calls
@@ -123,31 +124,58 @@ func changeLines(changes []Change) []string {
 	return out
 }
 
-// TestContainersWithoutRuntime: until the executor's container API is in,
-// what needs a process of its own fails with a clear error.
-func TestContainersWithoutRuntime(t *testing.T) {
+// TestFrozenAlwaysThawed: a running container frozen for a commit or a
+// diff is thawed even when the read fails, or the freeze itself did.
+func TestFrozenAlwaysThawed(t *testing.T) {
+	b := newTestBuilder(t)
+	ctx := context.Background()
+	if _, err := b.Import(ctx, bytes.NewReader(tarOf(t, "f", "x")), ImportOptions{Ref: "base:1"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := b.Create(ctx, CreateOptions{Image: "base:1", Cmd: []string{"serve"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := useFakeRuntime(t)
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	a, err := b.st.Snapshots().Get(c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, os.WriteFile(filepath.Join(a.Upper, "new"), nil, 0o644))
+	if _, err := b.Diff(cancelled, c.ID); !errors.Is(err, context.Canceled) || !slices.Equal(*calls, []string{"freeze", "thaw"}) {
+		t.Errorf("diff with a failing read: %v, calls %v", err, *calls)
+	}
+
+	*calls = nil
+	old := newRuntime
+	newRuntime = func(b *Builder) containerRuntime {
+		return fakeRuntime{calls: calls, freezeErr: errors.New("freezer stuck")}
+	}
+	t.Cleanup(func() { newRuntime = old })
+	if _, err := b.Commit(ctx, CommitOptions{Container: c.ID}); err == nil || !strings.Contains(err.Error(), "freezer stuck") || !slices.Equal(*calls, []string{"freeze", "thaw"}) {
+		t.Errorf("commit with a failing freeze: %v, calls %v", err, *calls)
+	}
+}
+
+// TestContainerOptionsRefused: what builder cannot do is refused before
+// anything is created: a detached container removed when it exits, and a
+// container on another runtime than the built-in one.
+func TestContainerOptionsRefused(t *testing.T) {
 	b := newTestBuilder(t)
 	ctx := context.Background()
 	if _, err := b.Import(ctx, bytes.NewReader(tarOf(t, "f", "x")), ImportOptions{Ref: "base:1", Changes: []string{`CMD ["/bin/sh"]`}}); err != nil {
 		t.Fatal(err)
 	}
-	res, err := b.Run(ctx, RunOptions{CreateOptions: CreateOptions{Image: "base:1"}, Detach: true})
-	if !errors.Is(err, errNeedsContainerRuntime) {
-		t.Errorf("run -d = %v", err)
+	res, err := b.Run(ctx, RunOptions{CreateOptions: CreateOptions{Image: "base:1", AutoRemove: true}, Detach: true})
+	if !errors.Is(err, errDetachedAutoRemove) || res.ExitCode != 125 {
+		t.Errorf("run -d --rm = %+v, %v", res, err)
 	}
-	for name, err := range map[string]error{
-		"start":  errOnly(b.Start(ctx, StartOptions{Container: res.ID})),
-		"exec":   errOnly(b.Exec(ctx, ExecOptions{Container: res.ID, Cmd: []string{"ls"}})),
-		"stop":   b.Stop(ctx, res.ID, 0),
-		"kill":   b.Kill(ctx, res.ID, ""),
-		"logs":   b.Logs(ctx, res.ID, &bytes.Buffer{}),
-		"run -t": errOnly(b.Run(ctx, RunOptions{CreateOptions: CreateOptions{Image: "base:1", Tty: true}})),
-	} {
-		if !errors.Is(err, errNeedsContainerRuntime) {
-			t.Errorf("%s = %v, want errNeedsContainerRuntime", name, err)
-		}
+	if _, err := b.Run(ctx, RunOptions{CreateOptions: CreateOptions{Image: "base:1", Runtime: "runc"}}); err == nil || !strings.Contains(err.Error(), "built-in runtime only") {
+		t.Errorf("run --runtime runc = %v", err)
 	}
-	if list, _ := b.Containers(ctx, ContainersOptions{All: true, Filters: []string{"status=created"}}); len(list) != 2 {
-		t.Errorf("created containers = %+v", list)
+	if list, _ := b.Containers(ctx, ContainersOptions{All: true}); len(list) != 0 {
+		t.Errorf("refused runs left containers: %+v", list)
 	}
 }

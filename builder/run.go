@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"syscall"
 	"time"
 
 	"github.com/builder-project/builder/executor"
@@ -14,12 +15,19 @@ import (
 // RunOptions configure Run: the new container, and how its process runs.
 type RunOptions struct {
 	CreateOptions
-	// Detach starts the process in the background and returns at once
-	// (run -d).
+	// Detach starts the process in the background and returns once it
+	// runs (run -d); its output goes to the container's log (Logs). It
+	// cannot be combined with AutoRemove.
 	Detach bool
 	// Stdin, Stdout and Stderr connect the process when it is attached.
+	// With Tty, Stdin and Stdout carry its terminal: the caller puts its
+	// own terminal in raw mode, so that ^C reaches the process.
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
+	// Resize carries the caller's terminal size (rows, columns) to the
+	// process's terminal (Tty): sizes waiting when it starts give its
+	// initial size.
+	Resize <-chan [2]uint16
 }
 
 // RunResult says which container Run created and how its process ended.
@@ -31,12 +39,19 @@ type RunResult struct {
 	ExitCode int
 }
 
+// errDetachedAutoRemove refuses run -d --rm: nothing of builder is left
+// running to remove a detached container when its process exits.
+var errDetachedAutoRemove = errors.New("--rm cannot be combined with -d: builder has no daemon to remove a detached container when it exits; run it attached, or remove it with 'builder rm -f'")
+
 // Run creates a container from a stored image and runs its command, as
 // docker run does. Unless AutoRemove, the container and its changes are
 // kept after the process exits, for Commit, Diff, Start and the rest. A
 // process that cannot start is reported as an error with the exit code
 // docker gives it (125, 126 or 127).
 func (b *Builder) Run(ctx context.Context, opts RunOptions) (RunResult, error) {
+	if opts.AutoRemove && opts.Detach {
+		return RunResult{ExitCode: 125}, errDetachedAutoRemove
+	}
 	created, err := b.Create(ctx, opts.CreateOptions)
 	if err != nil {
 		return RunResult{ExitCode: 125}, err
@@ -46,13 +61,8 @@ func (b *Builder) Run(ctx context.Context, opts RunOptions) (RunResult, error) {
 	if err != nil {
 		return res, err
 	}
-	st, err := b.start(ctx, c, opts.Detach, executor.IO{Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr})
+	st, err := b.start(ctx, c, opts.Detach, executor.IO{Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr, Resize: opts.Resize})
 	res.ExitCode = st.ExitCode
-	if opts.AutoRemove && !opts.Detach {
-		if _, rerr := b.RemoveContainers(context.WithoutCancel(ctx), []string{created.ID}, true); rerr != nil {
-			err = errors.Join(err, rerr)
-		}
-	}
 	return res, err
 }
 
@@ -63,9 +73,11 @@ type StartOptions struct {
 	// Attach waits for the process and connects its streams (start -a);
 	// without it, the process runs in the background.
 	Attach bool
-	// Stdin, Stdout and Stderr connect an attached process.
+	// Stdin, Stdout, Stderr and Resize connect an attached process, as in
+	// RunOptions.
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
+	Resize         <-chan [2]uint16
 }
 
 // Start starts the process of a container that is not running, with the
@@ -75,12 +87,26 @@ func (b *Builder) Start(ctx context.Context, opts StartOptions) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	st, err := b.start(ctx, c, !opts.Attach, executor.IO{Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr})
+	st, err := b.start(ctx, c, !opts.Attach, executor.IO{Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr, Resize: opts.Resize})
 	return st.ExitCode, err
 }
 
-// start runs c's process on its persistent snapshot.
+// start runs c's process on its persistent snapshot, and removes c once
+// an attached process has exited if c was created with AutoRemove.
 func (b *Builder) start(ctx context.Context, c *container, detach bool, stdio executor.IO) (ContainerState, error) {
+	if c.spec.AutoRemove && detach {
+		return ContainerState{}, errDetachedAutoRemove
+	}
+	st, err := b.startProcess(ctx, c, detach, stdio)
+	if c.spec.AutoRemove && !errors.Is(err, ErrConflict) {
+		if rerr := b.removeContainer(context.WithoutCancel(ctx), c.rec.ID, true); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+	}
+	return st, err
+}
+
+func (b *Builder) startProcess(ctx context.Context, c *container, detach bool, stdio executor.IO) (ContainerState, error) {
 	if err := b.checkNotRunning(c, "start"); err != nil {
 		return ContainerState{}, err
 	}
@@ -96,6 +122,12 @@ func (b *Builder) start(ctx context.Context, c *container, detach bool, stdio ex
 		return ContainerState{}, err
 	}
 	cfg := c.spec.Config
+	var stopSignal syscall.Signal
+	if cfg.StopSignal != "" {
+		if stopSignal, err = signal.ParseSignal(cfg.StopSignal); err != nil {
+			return ContainerState{}, fmt.Errorf("container %s: STOPSIGNAL: %w", c.name(), err)
+		}
+	}
 	spec := executor.Spec{
 		Lowers: a.Lowers, Upper: a.Upper, Work: a.Work,
 		Args: args, Env: cfg.Env, Cwd: cfg.WorkingDir, User: cfg.User,
@@ -108,8 +140,18 @@ func (b *Builder) start(ctx context.Context, c *container, detach bool, stdio ex
 		}
 		spec.Mounts = append(spec.Mounts, m)
 	}
-	run := containerConfig{Spec: spec, ID: c.rec.ID, StateDir: c.dirs.State, Terminal: c.spec.Tty, Detach: detach}
+	run := executor.ContainerConfig{Spec: spec, ID: c.rec.ID, StateDir: c.dirs.State, Terminal: c.spec.Tty, Detach: detach, StopSignal: stopSignal}
 	st, err := b.runtime().Start(ctx, c.spec.Runtime, run, stdio)
+	if err == nil && st.Status == executor.StatusExited && st.StartedAt.IsZero() {
+		// The init could not start the process, and said why on its
+		// stderr (in the log when detached).
+		switch st.ExitCode {
+		case 127:
+			err = fmt.Errorf("starting container %s: %s: command not found", c.name(), args[0])
+		case 126:
+			err = fmt.Errorf("starting container %s: %s: cannot be executed", c.name(), args[0])
+		}
+	}
 	if err != nil && st.ExitCode != 0 {
 		return st, &StartError{Code: st.ExitCode, Err: err}
 	}
@@ -141,9 +183,11 @@ type ExecOptions struct {
 	Workdir, User string
 	// Tty runs the process on a pseudo-terminal.
 	Tty bool
-	// Stdin, Stdout and Stderr connect the process.
+	// Stdin, Stdout, Stderr and Resize connect the process, as in
+	// RunOptions.
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
+	Resize         <-chan [2]uint16
 }
 
 // Exec runs one more process in a running container and returns its exit
@@ -157,14 +201,15 @@ func (b *Builder) Exec(ctx context.Context, opts ExecOptions) (int, error) {
 		return 0, errors.New("exec: no command given")
 	}
 	cfg := c.spec.Config
-	p := processSpec{Args: opts.Cmd, Env: addEnv(cfg.Env, opts.Env), Cwd: cfg.WorkingDir, User: cfg.User, Terminal: opts.Tty}
+	p := executor.ProcessSpec{Args: opts.Cmd, Env: addEnv(cfg.Env, opts.Env), Cwd: cfg.WorkingDir, User: cfg.User, Terminal: opts.Tty}
 	if opts.Workdir != "" {
 		p.Cwd = workdirPath(cfg.WorkingDir, opts.Workdir)
 	}
 	if opts.User != "" {
 		p.User = opts.User
 	}
-	return b.runtime().Exec(ctx, c.dirs.State, p, executor.IO{Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr})
+	code, err := b.runtime().Exec(ctx, c.dirs.State, p, executor.IO{Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr, Resize: opts.Resize})
+	return code, notRunning(c, err)
 }
 
 // Stop stops a running container as docker stop does: its stop signal
@@ -191,10 +236,12 @@ func (b *Builder) Kill(ctx context.Context, ref, sig string) error {
 	if err != nil {
 		return fmt.Errorf("kill: %w", err)
 	}
-	return b.runtime().Kill(c.dirs.State, s)
+	return notRunning(c, b.runtime().Kill(c.dirs.State, s))
 }
 
-// Logs writes what a container's process printed to w.
+// Logs writes to w what a container's process printed while it ran
+// detached (run -d, start without Attach): its stdout and stderr
+// interleaved, or its terminal's output.
 func (b *Builder) Logs(ctx context.Context, ref string, w io.Writer) error {
 	c, err := b.loadContainer(ref)
 	if err != nil {
