@@ -40,8 +40,10 @@ type CreateOptions struct {
 	// host directory is created, as docker does. Their mount points are
 	// never committed.
 	Volumes []string
-	// Runtime selects the runtime of the container's processes: only the
-	// built-in one ("" or "builtin") runs long-lived containers.
+	// Runtime selects the runtime of the container's processes, as in
+	// BuildOptions. Only the built-in one ("" or "builtin") runs
+	// long-lived containers; on an OCI runtime a container runs attached
+	// and without a terminal only.
 	Runtime string
 	// Tty runs the process on a pseudo-terminal (-t).
 	Tty bool
@@ -163,9 +165,6 @@ func newContainerSpec(opts CreateOptions, image dockerspec.DockerOCIImageConfig)
 	case "", executor.NetworkDefault, executor.NetworkNone, executor.NetworkHost:
 	default:
 		return containerSpec{}, fmt.Errorf("--network %q: want default, none or host", opts.Network)
-	}
-	if opts.Runtime != "" && opts.Runtime != executor.Builtin {
-		return containerSpec{}, fmt.Errorf("--runtime %s: containers run with the built-in runtime only (builds can use runc or crun)", opts.Runtime)
 	}
 	var cfg dockerspec.DockerOCIImageConfig
 	data, err := json.Marshal(image)
@@ -387,7 +386,7 @@ func (b *Builder) removeContainer(ctx context.Context, ref string, force bool) e
 		return err
 	}
 	// The processes go before the files: none outlives the container.
-	if err := b.runtime().Remove(c.dirs.State); err != nil {
+	if err := b.runtime(c).Remove(c.dirs.State); err != nil {
 		return fmt.Errorf("removing container %s: %w", ref, err)
 	}
 	return b.st.RemoveContainer(c.rec.ID)

@@ -95,6 +95,9 @@ func (b *Builder) withRoot(c *container, fn func(root string) error) error {
 	if err != nil {
 		return err
 	}
+	if st.Running() && isOCIRuntime(c.spec.Runtime) {
+		return errNeedsBuiltinRuntime
+	}
 	if st.Running() {
 		return b.withProcessRoot(c, st.Pid, fn)
 	}
@@ -282,7 +285,7 @@ func (b *Builder) whileFrozen(c *container, pause bool, fn func(stubs map[string
 	if !st.Running() {
 		return fn(nil)
 	}
-	rt := b.runtime()
+	rt := b.runtime(c)
 	list, err := rt.Stubs(c.dirs.State)
 	if err != nil {
 		return fmt.Errorf("reading the mount points of running container %s: %w", c.name(), err)

@@ -16,7 +16,8 @@ import (
 // ContainerStateOf, KillContainer, …): each container has a state
 // directory in the store (store.ContainerDirs.State) that the runtime
 // owns, and every call names the container by it. execRuntime implements
-// it on the executor; tests replace it.
+// it on the executor's long-lived containers, foregroundRuntime for
+// containers on an OCI runtime; tests replace it.
 type containerRuntime interface {
 	// Start starts the container's process. Without cfg.Detach it returns
 	// once the process has exited, its exit code in the state; with it,
@@ -51,15 +52,25 @@ type containerRuntime interface {
 	Stubs(stateDir string) ([]string, error)
 }
 
-// newRuntime makes the container runtime of a Builder; tests replace it.
-var newRuntime = func(*Builder) containerRuntime { return execRuntime{} }
+// newRuntime makes the container runtime for the containers of b whose
+// runtime (CreateOptions.Runtime) is runtime; tests replace it.
+var newRuntime = func(b *Builder, runtime string) containerRuntime {
+	if isOCIRuntime(runtime) {
+		return foregroundRuntime{b: b}
+	}
+	return execRuntime{}
+}
 
-// runtime returns the container runtime of b.
-func (b *Builder) runtime() containerRuntime { return newRuntime(b) }
+// isOCIRuntime reports whether runtime names an external OCI runtime
+// rather than the built-in one.
+func isOCIRuntime(runtime string) bool { return runtime != "" && runtime != executor.Builtin }
+
+// runtime returns the runtime of c's processes.
+func (b *Builder) runtime(c *container) containerRuntime { return newRuntime(b, c.spec.Runtime) }
 
 // containerState returns the state of c's process.
 func (b *Builder) containerState(c *container) (ContainerState, error) {
-	return b.runtime().State(c.dirs.State)
+	return b.runtime(c).State(c.dirs.State)
 }
 
 // notRunning turns the runtime's ErrNotRunning into ErrConflict naming c,

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/builder-project/builder/executor"
 )
 
 // fakeRuntime reports every container as running with the given stubs
@@ -32,7 +34,7 @@ func (r fakeRuntime) Remove(string) error            { *r.calls = append(*r.call
 func useFakeRuntime(t *testing.T, stubs ...string) *[]string {
 	calls := &[]string{}
 	old := newRuntime
-	newRuntime = func(b *Builder) containerRuntime {
+	newRuntime = func(*Builder, string) containerRuntime {
 		return fakeRuntime{stubs: stubs, calls: calls}
 	}
 	t.Cleanup(func() { newRuntime = old })
@@ -150,7 +152,7 @@ func TestFrozenAlwaysThawed(t *testing.T) {
 
 	*calls = nil
 	old := newRuntime
-	newRuntime = func(b *Builder) containerRuntime {
+	newRuntime = func(*Builder, string) containerRuntime {
 		return fakeRuntime{calls: calls, freezeErr: errors.New("freezer stuck")}
 	}
 	t.Cleanup(func() { newRuntime = old })
@@ -161,9 +163,12 @@ func TestFrozenAlwaysThawed(t *testing.T) {
 
 // TestContainerOptionsRefused: what builder cannot do is refused before
 // anything is created: a detached container removed when it exits, and a
-// container on another runtime than the built-in one.
+// detached or terminal container on an OCI runtime, which only runs
+// attached (through the Executor) and refuses what needs a process of its
+// own.
 func TestContainerOptionsRefused(t *testing.T) {
-	b := newTestBuilder(t)
+	f := newFakeBuild(t, func(context.Context, executor.Spec, string, executor.IO) error { return nil })
+	b := f.b
 	ctx := context.Background()
 	if _, err := b.Import(ctx, bytes.NewReader(tarOf(t, "f", "x")), ImportOptions{Ref: "base:1", Changes: []string{`CMD ["/bin/sh"]`}}); err != nil {
 		t.Fatal(err)
@@ -172,10 +177,34 @@ func TestContainerOptionsRefused(t *testing.T) {
 	if !errors.Is(err, errDetachedAutoRemove) || res.ExitCode != 125 {
 		t.Errorf("run -d --rm = %+v, %v", res, err)
 	}
-	if _, err := b.Run(ctx, RunOptions{CreateOptions: CreateOptions{Image: "base:1", Runtime: "runc"}}); err == nil || !strings.Contains(err.Error(), "built-in runtime only") {
-		t.Errorf("run --runtime runc = %v", err)
+	for name, opts := range map[string]RunOptions{
+		"-d": {CreateOptions: CreateOptions{Image: "base:1", Runtime: "runc"}, Detach: true},
+		"-t": {CreateOptions: CreateOptions{Image: "base:1", Runtime: "runc", Tty: true}},
+	} {
+		if _, err := b.Run(ctx, opts); !errors.Is(err, errNeedsBuiltinRuntime) {
+			t.Errorf("run %s --runtime runc = %v", name, err)
+		}
 	}
 	if list, _ := b.Containers(ctx, ContainersOptions{All: true}); len(list) != 0 {
 		t.Errorf("refused runs left containers: %+v", list)
+	}
+
+	res, err = b.Run(ctx, RunOptions{CreateOptions: CreateOptions{Image: "base:1", Runtime: "runc", Name: "attached"}})
+	if err != nil || res.ExitCode != 0 || len(f.exec.Runs()) != 1 {
+		t.Fatalf("attached run --runtime runc = %+v, %v; executor ran %d", res, err, len(f.exec.Runs()))
+	}
+	for name, err := range map[string]error{
+		"start": errOnly(b.Start(ctx, StartOptions{Container: "attached"})),
+		"exec":  errOnly(b.Exec(ctx, ExecOptions{Container: "attached", Cmd: []string{"ls"}})),
+		"stop":  b.Stop(ctx, "attached", 0),
+		"kill":  b.Kill(ctx, "attached", ""),
+		"logs":  b.Logs(ctx, "attached", &bytes.Buffer{}),
+	} {
+		if !errors.Is(err, errNeedsBuiltinRuntime) {
+			t.Errorf("%s of a container on runc = %v, want errNeedsBuiltinRuntime", name, err)
+		}
+	}
+	if list, _ := b.Containers(ctx, ContainersOptions{All: true, Filters: []string{"status=exited"}}); len(list) != 1 {
+		t.Errorf("exited containers = %+v", list)
 	}
 }

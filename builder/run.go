@@ -52,6 +52,9 @@ func (b *Builder) Run(ctx context.Context, opts RunOptions) (RunResult, error) {
 	if opts.AutoRemove && opts.Detach {
 		return RunResult{ExitCode: 125}, errDetachedAutoRemove
 	}
+	if isOCIRuntime(opts.Runtime) && (opts.Detach || opts.Tty) {
+		return RunResult{ExitCode: 125}, fmt.Errorf("--runtime %s: %w", opts.Runtime, errNeedsBuiltinRuntime)
+	}
 	created, err := b.Create(ctx, opts.CreateOptions)
 	if err != nil {
 		return RunResult{ExitCode: 125}, err
@@ -141,7 +144,7 @@ func (b *Builder) startProcess(ctx context.Context, c *container, detach bool, s
 		spec.Mounts = append(spec.Mounts, m)
 	}
 	run := executor.ContainerConfig{Spec: spec, ID: c.rec.ID, StateDir: c.dirs.State, Terminal: c.spec.Tty, Detach: detach, StopSignal: stopSignal}
-	st, err := b.runtime().Start(ctx, c.spec.Runtime, run, stdio)
+	st, err := b.runtime(c).Start(ctx, c.spec.Runtime, run, stdio)
 	if err == nil && st.Status == executor.StatusExited && st.StartedAt.IsZero() {
 		// The init could not start the process, and said why on its
 		// stderr (in the log when detached).
@@ -208,7 +211,7 @@ func (b *Builder) Exec(ctx context.Context, opts ExecOptions) (int, error) {
 	if opts.User != "" {
 		p.User = opts.User
 	}
-	code, err := b.runtime().Exec(ctx, c.dirs.State, p, executor.IO{Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr, Resize: opts.Resize})
+	code, err := b.runtime(c).Exec(ctx, c.dirs.State, p, executor.IO{Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr, Resize: opts.Resize})
 	return code, notRunning(c, err)
 }
 
@@ -219,7 +222,7 @@ func (b *Builder) Stop(ctx context.Context, ref string, timeout time.Duration) e
 	if err != nil {
 		return err
 	}
-	return b.runtime().Stop(ctx, c.dirs.State, timeout)
+	return b.runtime(c).Stop(ctx, c.dirs.State, timeout)
 }
 
 // Kill sends a signal (a name such as "KILL" or "SIGHUP", or a number;
@@ -236,7 +239,7 @@ func (b *Builder) Kill(ctx context.Context, ref, sig string) error {
 	if err != nil {
 		return fmt.Errorf("kill: %w", err)
 	}
-	return notRunning(c, b.runtime().Kill(c.dirs.State, s))
+	return notRunning(c, b.runtime(c).Kill(c.dirs.State, s))
 }
 
 // Logs writes to w what a container's process printed while it ran
@@ -247,7 +250,7 @@ func (b *Builder) Logs(ctx context.Context, ref string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return b.runtime().Logs(c.dirs.State, w)
+	return b.runtime(c).Logs(c.dirs.State, w)
 }
 
 // Reexec runs the container side of the built-in runtime when this process
