@@ -66,9 +66,6 @@ func containerStatus(st builder.ContainerState, now time.Time) string {
 	case "paused":
 		return "Up " + units.HumanDuration(now.Sub(st.StartedAt)) + " (Paused)"
 	case "exited":
-		if st.FinishedAt.IsZero() { // its runtime died with it
-			return fmt.Sprintf("Exited (%d)", st.ExitCode)
-		}
 		return fmt.Sprintf("Exited (%d) %s ago", st.ExitCode, units.HumanDuration(now.Sub(st.FinishedAt)))
 	}
 	return "Created"
@@ -178,7 +175,18 @@ func cmdStart(ctx context.Context, g *globals, args []string) error {
 	if *interactive {
 		opts.Stdin = os.Stdin
 	}
+	restore := func() {}
+	if opts.Attach {
+		c, err := b.InspectContainer(ctx, opts.Container)
+		if err != nil {
+			return err
+		}
+		if c.Config.Tty {
+			opts.Resize, restore = attachTerminal(*interactive)
+		}
+	}
 	code, err := b.Start(ctx, opts)
+	restore()
 	if err != nil {
 		return processError(err)
 	}
@@ -266,7 +274,12 @@ func cmdExec(ctx context.Context, g *globals, args []string) error {
 	if *interactive {
 		opts.Stdin = os.Stdin
 	}
+	restore := func() {}
+	if *tty {
+		opts.Resize, restore = attachTerminal(*interactive)
+	}
 	code, err := b.Exec(ctx, opts)
+	restore()
 	if err != nil {
 		return processError(err)
 	}

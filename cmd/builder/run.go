@@ -18,7 +18,7 @@ func cmdRun(ctx context.Context, g *globals, args []string) error {
 	detach := fs.BoolP("detach", "d", false, "run the container in the background and print its ID")
 	interactive := fs.BoolP("interactive", "i", false, "keep standard input open")
 	tty := fs.BoolP("tty", "t", false, "allocate a pseudo-terminal")
-	rm := fs.Bool("rm", false, "remove the container when it exits")
+	rm := fs.Bool("rm", false, "remove the container when it exits (not with -d)")
 	name := fs.String("name", "", "name the container (default IMAGE-working-container)")
 	network := fs.String("network", "default", "network mode: default, host or none")
 	envs := fs.StringArrayP("env", "e", nil, "set environment variables (K=V, or K for the caller's value)")
@@ -26,7 +26,7 @@ func cmdRun(ctx context.Context, g *globals, args []string) error {
 	workdir := fs.StringP("workdir", "w", "", "working directory inside the container")
 	entrypoint := fs.String("entrypoint", "", "override the image's ENTRYPOINT")
 	volumes := fs.StringArrayP("volume", "v", nil, "bind mount a host directory: HOSTDIR:DIR[:ro]")
-	runtime := fs.String("runtime", "", "OCI runtime: builtin (default), runc, crun or a path")
+	runtime := fs.String("runtime", "", "runtime: builtin (default); runc, crun or a path run attached and without -t only")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -53,7 +53,12 @@ func cmdRun(ctx context.Context, g *globals, args []string) error {
 	if *interactive {
 		opts.Stdin = os.Stdin
 	}
+	restore := func() {}
+	if *tty && !*detach {
+		opts.Resize, restore = attachTerminal(*interactive)
+	}
 	res, err := b.Run(ctx, opts)
+	restore()
 	if err != nil {
 		// As docker run: 125 when no process ran, else the process's code.
 		printError(err)
