@@ -243,6 +243,12 @@ func TestRunningContainer(t *testing.T) {
 	if want := []string{"A /escape", "A /greeting", "A /link", "A /srv", "A /srv/f"}; !slices.Equal(got, want) || !slices.Contains(changeLines(changes), "A "+outside+"/f") {
 		t.Errorf("diff of the running container = %v\nwant %v and %s/f with its parents", changeLines(changes), want, outside)
 	}
+	// The runtime's stubs are in the upperdir, and stay out of the commit.
+	for _, stub := range []string{"etc/hosts", "etc/resolv.conf", "vol"} {
+		if _, err := os.Lstat(f.upperFile(t, "web", stub)); err != nil {
+			t.Errorf("stub %s not in the upperdir of the running container: %v", stub, err)
+		}
+	}
 	if _, err := f.b.Commit(ctx, CommitOptions{Container: "web", Ref: "web:1"}); err != nil {
 		t.Fatal(err)
 	}
