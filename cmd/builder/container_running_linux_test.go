@@ -1,20 +1,16 @@
 package main
 
 import (
-	"bytes"
-	"crypto/rand"
-	"encoding/hex"
+	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/builder-project/builder/internal/testutil"
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
 )
@@ -29,38 +25,18 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// markedProcesses lists the pids whose environment holds
-// BUILDER_TEST_MARKER=marker.
-func markedProcesses(t *testing.T, marker string) []string {
-	t.Helper()
-	envs, err := filepath.Glob("/proc/[0-9]*/environ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, p := range envs {
-		data, err := os.ReadFile(p)
-		if err == nil && slices.Contains(strings.Split(string(data), "\x00"), "BUILDER_TEST_MARKER="+marker) {
-			out = append(out, filepath.Base(filepath.Dir(p)))
-		}
-	}
-	return out
-}
-
 // TestDetachedContainerCommands drives a detached container through the
 // CLI: run -d, ps, exec, kill, logs, stop with the image's STOPSIGNAL,
 // start, rm and rm -f, and what is refused.
 func TestDetachedContainerCommands(t *testing.T) {
 	root := storeWithBusybox(t)
-	b := make([]byte, 8)
-	rand.Read(b)
-	marker := hex.EncodeToString(b)
+	marker := testutil.NewMarker(t)
 	mustCLI(t, root, nil, "from", "--name", "base", "busybox")
 	mustCLI(t, root, nil, "commit", "-c", "STOPSIGNAL SIGUSR1", "base", "stopper:1")
 	t.Cleanup(func() { cli(root, "rm", "-f", "svc").Run() })
 
 	script := `echo started; trap 'echo got USR1; exit 5' USR1; trap 'echo got HUP' HUP; echo data > /file; while true; do sleep 0.1; done`
-	id := strings.TrimSpace(mustCLI(t, root, nil, "run", "-d", "--name", "svc", "-e", "BUILDER_TEST_MARKER="+marker, "stopper:1", "sh", "-c", script))
+	id := strings.TrimSpace(mustCLI(t, root, nil, "run", "-d", "--name", "svc", "-e", testutil.MarkerEnv+"="+marker, "stopper:1", "sh", "-c", script))
 	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(id) {
 		t.Fatalf("run -d printed %q, want the container's ID", id)
 	}
@@ -109,14 +85,14 @@ func TestDetachedContainerCommands(t *testing.T) {
 	}
 
 	mustCLI(t, root, nil, "start", "svc")
-	waitUntil(t, "the restarted process", func() bool { return len(markedProcesses(t, marker)) > 0 })
+	waitUntil(t, "the restarted process", func() bool { return len(testutil.MarkedProcesses(t, "echo started", marker)) > 0 })
 	if _, stderr, code := runCLI(t, root, "rm", "svc"); code != 1 || !strings.Contains(stderr, "stop the container before removing or force remove") {
 		t.Errorf("rm of a running container: exit %d, %q", code, stderr)
 	}
 	if out := mustCLI(t, root, nil, "rm", "-f", "svc"); out != "svc\n" {
 		t.Errorf("rm -f printed %q", out)
 	}
-	if left := markedProcesses(t, marker); len(left) != 0 {
+	if left := append(testutil.MarkedProcesses(t, "echo started", marker), testutil.MarkedProcesses(t, "sleep", marker)...); len(left) != 0 {
 		t.Errorf("processes left after rm -f: %v", left)
 	}
 
@@ -131,28 +107,10 @@ func TestDetachedContainerCommands(t *testing.T) {
 	}
 }
 
-// syncBuffer collects a terminal's output.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // startOnTerminal starts the CLI on a new pseudo-terminal of rows×cols
 // as its controlling terminal, as a user's shell would, and collects what
 // it shows. The terminal's own end stays open, to look at its modes.
-func startOnTerminal(t *testing.T, root string, rows, cols uint16, args ...string) (*exec.Cmd, *os.File, *os.File, *syncBuffer) {
+func startOnTerminal(t *testing.T, root string, rows, cols uint16, args ...string) (*exec.Cmd, *os.File, *os.File, *testutil.SyncBuffer) {
 	t.Helper()
 	ptmx, tty, err := pty.Open()
 	if err != nil {
@@ -172,8 +130,8 @@ func startOnTerminal(t *testing.T, root string, rows, cols uint16, args ...strin
 		ptmx.Close()
 		tty.Close()
 	})
-	out := &syncBuffer{}
-	go func() { _, _ = out.ReadFrom(ptmx) }()
+	out := &testutil.SyncBuffer{}
+	go func() { _, _ = io.Copy(out, ptmx) }()
 	return cmd, ptmx, tty, out
 }
 
@@ -186,19 +144,6 @@ func canonical(t *testing.T, tty *os.File) bool {
 		t.Fatal(err)
 	}
 	return tio.Lflag&(unix.ICANON|unix.ECHO|unix.ISIG) == unix.ICANON|unix.ECHO|unix.ISIG
-}
-
-func (b *syncBuffer) ReadFrom(r *os.File) (int64, error) {
-	buf := make([]byte, 4096)
-	var n int64
-	for {
-		m, err := r.Read(buf)
-		b.Write(buf[:m])
-		n += int64(m)
-		if err != nil {
-			return n, err
-		}
-	}
 }
 
 // exitCode waits for cmd and returns its exit code.

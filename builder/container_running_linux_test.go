@@ -1,11 +1,8 @@
 package builder
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/builder-project/builder/layer"
+	"github.com/builder-project/builder/internal/testutil"
 )
 
 // runDetached starts a detached container and removes it by force when
@@ -26,7 +23,7 @@ func (f *buildFixture) runDetached(t *testing.T, name, marker, script string, vo
 	t.Helper()
 	ctx := context.Background()
 	res, err := f.b.Run(ctx, RunOptions{CreateOptions: CreateOptions{Image: "busybox", Name: name, Volumes: volumes,
-		Env: []string{"BUILDER_TEST_MARKER=" + marker}, Cmd: []string{"sh", "-c", script}}, Detach: true})
+		Env: []string{testutil.MarkerEnv + "=" + marker}, Cmd: []string{"sh", "-c", script}}, Detach: true})
 	if err != nil {
 		t.Fatalf("run -d: %v", err)
 	}
@@ -88,17 +85,7 @@ func layerFile(t *testing.T, b *Builder, ref, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, _, err := b.st.Open(context.Background(), img.manifest.Layers[len(img.manifest.Layers)-1].Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	plain, _, err := layer.DecompressStream(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer plain.Close()
-	tr := tar.NewReader(plain)
+	tr := layerTar(t, b, img.manifest.Layers[len(img.manifest.Layers)-1].Digest)
 	for {
 		h, err := tr.Next()
 		if err != nil {
@@ -139,7 +126,7 @@ func checkCounted(t *testing.T, log string) int {
 func TestCommitWhileAppending(t *testing.T) {
 	f := newBuildFixture(t, nil)
 	ctx := context.Background()
-	f.runDetached(t, "appender", newMarker(t), `mkdir -p /data; i=0; while true; do echo $i >> /data/log; echo $i > /data/last; i=$((i+1)); done`)
+	f.runDetached(t, "appender", testutil.NewMarker(t), `mkdir -p /data; i=0; while true; do echo $i >> /data/log; echo $i > /data/last; i=$((i+1)); done`)
 	log := f.upperFile(t, "appender", "data/log")
 	waitFor(t, "the log to grow", func() bool { return fileSize(log) > 20000 })
 	for round := range 3 {
@@ -163,33 +150,6 @@ func TestCommitWhileAppending(t *testing.T) {
 	}
 }
 
-// newMarker returns a random value for BUILDER_TEST_MARKER.
-func newMarker(t *testing.T) string {
-	b := make([]byte, 8)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
-
-// markedProcesses lists the pids of processes whose environment holds
-// BUILDER_TEST_MARKER=marker.
-func markedProcesses(t *testing.T, marker string) []string {
-	t.Helper()
-	envs, err := filepath.Glob("/proc/[0-9]*/environ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, p := range envs {
-		data, err := os.ReadFile(p)
-		if err == nil && slices.Contains(strings.Split(string(data), "\x00"), "BUILDER_TEST_MARKER="+marker) {
-			out = append(out, filepath.Base(filepath.Dir(p)))
-		}
-	}
-	return out
-}
-
 // TestRunningContainer: a detached container is seen by exec, gets files
 // copied in (through symlinks resolved inside it, into its volumes), is
 // diffed and committed without the runtime's mount points, and rm -f
@@ -198,7 +158,7 @@ func TestRunningContainer(t *testing.T) {
 	f := newBuildFixture(t, nil)
 	ctx := context.Background()
 	vol, outside := t.TempDir(), t.TempDir()
-	marker := newMarker(t)
+	marker := testutil.NewMarker(t)
 	f.runDetached(t, "web", marker, `echo hi > /greeting; ln -s /srv /link; ln -s `+outside+` /escape; exec sleep 1000`, vol+":/vol")
 	exec := func(cmd string) string {
 		t.Helper()
@@ -261,20 +221,19 @@ func TestRunningContainer(t *testing.T) {
 		t.Errorf("status after commit = %q", st.Status)
 	}
 
-	before := len(markedProcesses(t, marker))
 	execd := make(chan int, 1)
 	go func() {
 		code, _ := f.b.Exec(ctx, ExecOptions{Container: "web", Cmd: []string{"sleep", "1001"}})
 		execd <- code
 	}()
-	waitFor(t, "the exec'd process", func() bool { return len(markedProcesses(t, marker)) > before })
+	waitFor(t, "the exec'd process", func() bool { return len(testutil.MarkedProcesses(t, "sleep 1001", marker)) == 1 })
 	if _, err := f.b.RemoveContainers(ctx, []string{"web"}, false); !errors.Is(err, ErrConflict) {
 		t.Errorf("rm of a running container = %v, want ErrConflict", err)
 	}
 	if _, err := f.b.RemoveContainers(ctx, []string{"web"}, true); err != nil {
 		t.Fatal(err)
 	}
-	if left := markedProcesses(t, marker); len(left) != 0 {
+	if left := testutil.MarkedProcesses(t, "sleep", marker); len(left) != 0 {
 		t.Errorf("processes left after rm -f: %v", left)
 	}
 	if code := <-execd; code != 137 {
