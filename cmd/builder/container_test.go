@@ -180,8 +180,8 @@ func TestContainerStatus(t *testing.T) {
 	}
 }
 
-// TestRunKilled: a builder killed while its container runs takes the
-// container's processes with it, and the container reads as exited.
+// TestRunKilled: a builder killed while its attached container runs takes
+// the container's processes with it, and the container reads as exited.
 func TestRunKilled(t *testing.T) {
 	root := storeWithBusybox(t)
 	cmd := cli(root, "run", "--name", "victim", "busybox", "sleep", "4321")
@@ -197,8 +197,17 @@ func TestRunKilled(t *testing.T) {
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
-	if out := mustCLI(t, root, nil, "ps", "-a", "--format", "{{.Names}} {{.Status}}"); !regexp.MustCompile(`^victim Exited \(137\) .* ago\n$`).MatchString(out) {
-		t.Errorf("ps after the builder was killed: %q", out)
+	// The container's init sees its caller gone, kills the process and
+	// records it.
+	exited := regexp.MustCompile(`^victim Exited \(137\) .* ago\n$`)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		out := mustCLI(t, root, nil, "ps", "-a", "--format", "{{.Names}} {{.Status}}")
+		if exited.MatchString(out) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ps after the builder was killed: %q", out)
+		}
 	}
 	for deadline := time.Now().Add(5 * time.Second); sleepRunning(t, "4321"); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
