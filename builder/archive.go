@@ -2,6 +2,7 @@ package builder
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -145,9 +146,18 @@ func (b *Builder) load(ctx context.Context, read func(*store.Store) ([]output.Lo
 	return out, nil
 }
 
-// Export writes the flattened root filesystem of the image ref names to w as
-// a tar, with every layer's whiteouts applied.
+// Export writes a flattened root filesystem to w as a tar: a container's
+// merged one (its changes over its image), as docker export does, when a
+// container has that name or ID; else the image's, with every layer's
+// whiteouts applied.
 func (b *Builder) Export(ctx context.Context, w io.Writer, ref string) error {
+	c, err := b.loadContainer(ref)
+	if err == nil {
+		return b.exportContainer(ctx, w, c)
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return err
+	}
 	img, err := b.resolve(ctx, ref)
 	if err != nil {
 		return err

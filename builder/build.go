@@ -74,6 +74,10 @@ type BuildOptions struct {
 	// Registry configures access to registries (insecure registries, the
 	// config file).
 	Registry RegistryOptions
+	// Squash collapses the layers the build adds to its base image into
+	// one (a file a later step deletes then takes no space). The steps
+	// are cached as usual, each with its own layer.
+	Squash bool
 }
 
 // BuildResult describes a finished build.
@@ -214,7 +218,13 @@ func (b *Builder) Build(ctx context.Context, opts BuildOptions) (*BuildResult, e
 	if err := bd.fetchLayers(ctx, final.layers); err != nil {
 		return nil, err
 	}
-	id, mdesc, err := b.commitImage(ctx, cfg, final.layers, tags, final.parent, keepsImage(opts.Outputs))
+	layers := final.layers
+	if opts.Squash {
+		if layers, cfg.History, err = b.squash(ctx, opts.Runtime, final.parent, layers, cfg.History); err != nil {
+			return nil, err
+		}
+	}
+	id, mdesc, err := b.commitImage(ctx, cfg, layers, tags, final.parent, keepsImage(opts.Outputs))
 	if err != nil {
 		return nil, err
 	}

@@ -57,9 +57,12 @@ type Builder struct {
 // Option configures Open.
 type Option func(*Builder)
 
-// WithExecutor makes builds and Run use e for RUN steps and root
-// filesystems, instead of the runtime that BuildOptions.Runtime and
-// RunOptions.Runtime select. executortest.Fake is an in-process one.
+// WithExecutor makes builds use e for RUN steps and root filesystems
+// (containers' file work included), and containers on an OCI runtime for
+// their attached processes, instead of the runtime that
+// BuildOptions.Runtime and CreateOptions.Runtime select.
+// executortest.Fake is an in-process one. The processes of containers on
+// the built-in runtime run as the executor's long-lived containers.
 func WithExecutor(e executor.Executor) Option { return func(b *Builder) { b.exec = e } }
 
 // WithCache makes builds look up and record steps in c instead of the

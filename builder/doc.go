@@ -1,8 +1,19 @@
 // Package builder is the library entry point of builder: it wires the
 // Dockerfile parser, the executor, the layer format, the build cache and the
-// local store into the operations the CLI offers: Build, Run, Import, Load,
-// Save, Export, Images, Tag, Remove, Prune, History, Inspect, and the build
-// cache's export and import.
+// local store into the operations the CLI offers: Build, Import, Load,
+// Save, Export, Images, Tag, Remove, Prune, History, Inspect, the build
+// cache's export and import, and containers: Create, Run, Start, Exec,
+// Stop, Kill, Logs, Containers, RemoveContainers, Copy, ConfigureContainer,
+// Mount, Unmount, Diff, Commit and CommitRootfs.
+//
+// # Containers
+//
+// A container is its own overlay upperdir (a persistent snapshot named by
+// its ID) over its image's layers, and a config. It is kept after its
+// process exits, so Diff and Commit can turn its changes into a new image;
+// both read only the upperdir. Commit writes one layer on top of the
+// image's, never committing the mount points the runtime made, and freezes
+// a running container while it reads.
 //
 // # Calling Reexec
 //

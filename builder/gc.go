@@ -40,7 +40,8 @@ type PruneReport struct {
 
 // Prune removes dangling images (with All, every unused image) and the
 // build cache the options select, and then the blobs and snapshots nothing
-// references any more.
+// references any more. An image a container was created from is never
+// removed (the store's Prune spares it).
 func (b *Builder) Prune(ctx context.Context, opts PruneOptions) (PruneReport, error) {
 	var rep PruneReport
 	removed, err := b.st.Prune(opts.All)

@@ -126,12 +126,17 @@ type RemoveResult struct {
 
 // Remove removes images as docker rmi does: a tag is untagged, and the image
 // is deleted when its last tag goes. An image ID with several tags needs
-// force, which untags them all. Unreferenced blobs and snapshots are then
-// collected.
+// force, which untags them all; so does an image a container was created
+// from, which keeps working, and one a running container uses cannot be
+// removed at all. Unreferenced blobs and snapshots are then collected.
 func (b *Builder) Remove(ctx context.Context, refs []string, force bool) (RemoveResult, error) {
 	var res RemoveResult
 	var errs []error
 	for _, ref := range refs {
+		if err := b.checkNotRunningImage(ref, force); err != nil {
+			errs = append(errs, fmt.Errorf("removing %s: %w", ref, err))
+			continue
+		}
 		r, err := b.st.Remove(ref, force)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("removing %s: %w", ref, err))
@@ -157,4 +162,34 @@ func shortID(id digest.Digest) string {
 		return e[:12]
 	}
 	return e
+}
+
+// checkNotRunningImage is docker's hard conflict of rmi -f: the image ref
+// names is used by a running container. Without force, the store refuses
+// any image a container uses.
+func (b *Builder) checkNotRunningImage(ref string, force bool) error {
+	if !force {
+		return nil
+	}
+	id, err := b.ResolveID(ref)
+	if err != nil {
+		return nil // the store reports it
+	}
+	recs, err := b.st.Containers()
+	if err != nil {
+		return err
+	}
+	for _, rec := range recs {
+		if rec.Image != id {
+			continue
+		}
+		c, err := b.decodeContainer(rec)
+		if err != nil {
+			return err
+		}
+		if st, err := b.containerState(c); err == nil && st.Running() {
+			return fmt.Errorf("%w: unable to delete %s (cannot be forced) - image is being used by running container %s", ErrConflict, shortID(id), shortContainerID(rec.ID))
+		}
+	}
+	return nil
 }

@@ -26,6 +26,9 @@ type InspectResult struct {
 	RootFS       InspectRootFS                   `json:"RootFS"`
 	Metadata     InspectMetadata                 `json:"Metadata"`
 	ManifestDesc InspectDescriptor               `json:"Descriptor"`
+	// GraphDriver names the image's snapshot directories, as docker's
+	// overlay2 does: UpperDir is the top layer's, LowerDir the others'.
+	GraphDriver GraphDriver `json:"GraphDriver"`
 }
 
 // InspectRootFS lists an image's layers by diffID.
@@ -89,6 +92,7 @@ func (b *Builder) Inspect(ctx context.Context, refs []string) ([]InspectResult, 
 			r.RootFS.Layers = append(r.RootFS.Layers, d.String())
 		}
 		r.Size = img.size()
+		r.GraphDriver = b.imageGraphDriver(img.layers)
 		if !rec.LastTagTime.IsZero() {
 			r.Metadata.LastTagTime = rec.LastTagTime.Format(time.RFC3339Nano)
 		}

@@ -19,14 +19,32 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// newTestBuilder opens a builder on a fresh store.
+// newTestBuilder opens a builder on a fresh store, whose containers are
+// removed when the test ends: their processes and cgroups go with them.
 func newTestBuilder(t *testing.T) *Builder {
 	t.Helper()
 	b, err := Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { removeAllContainers(t, b) })
 	return b
+}
+
+func removeAllContainers(t *testing.T, b *Builder) {
+	ctx := context.Background()
+	list, err := b.Containers(ctx, ContainersOptions{All: true})
+	if err != nil {
+		t.Errorf("listing containers to remove: %v", err)
+		return
+	}
+	var ids []string
+	for _, c := range list {
+		ids = append(ids, c.ID)
+	}
+	if _, err := b.RemoveContainers(ctx, ids, true); err != nil {
+		t.Errorf("removing the test's containers: %v", err)
+	}
 }
 
 // tarDir writes dir as a tar stream with numeric owners.

@@ -13,18 +13,8 @@ import (
 // layerEntries lists the tar entry names of a stored layer blob.
 func layerEntries(t *testing.T, b *Builder, d digest.Digest) []string {
 	t.Helper()
-	rc, _, err := b.st.Open(context.Background(), d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	plain, _, err := layer.DecompressStream(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer plain.Close()
+	tr := layerTar(t, b, d)
 	var out []string
-	tr := tar.NewReader(plain)
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -35,4 +25,21 @@ func layerEntries(t *testing.T, b *Builder, d digest.Digest) []string {
 		}
 		out = append(out, h.Name)
 	}
+}
+
+// layerTar reads the stored layer blob d as a tar stream, closed when the
+// test ends.
+func layerTar(t *testing.T, b *Builder, d digest.Digest) *tar.Reader {
+	t.Helper()
+	rc, _, err := b.st.Open(context.Background(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rc.Close() })
+	plain, _, err := layer.DecompressStream(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { plain.Close() })
+	return tar.NewReader(plain)
 }

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -40,7 +39,7 @@ func newContainer(t *testing.T) containerFixture {
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)
 	}
-	c := containerFixture{fixture: f, id: hex.EncodeToString(b), dir: filepath.Join(t.TempDir(), "state"), marker: newMarker(t)}
+	c := containerFixture{fixture: f, id: hex.EncodeToString(b), dir: filepath.Join(t.TempDir(), "state"), marker: testutil.NewMarker(t)}
 	t.Cleanup(func() {
 		r, err := c.record()
 		if err := RemoveContainer(c.dir); err != nil {
@@ -65,12 +64,12 @@ func checkCgroupGone(t *testing.T, cg cgroup) {
 // waitMarked waits until n processes of the container run cmd.
 func (c containerFixture) waitMarked(t *testing.T, cmd string, n int) {
 	t.Helper()
-	waitUntil(t, 10*time.Second, fmt.Sprintf("%d processes running %q", n, cmd), func() bool { return len(markedProcesses(t, cmd, c.marker)) == n })
+	waitUntil(t, 10*time.Second, fmt.Sprintf("%d processes running %q", n, cmd), func() bool { return len(testutil.MarkedProcesses(t, cmd, c.marker)) == n })
 }
 
 func (c containerFixture) config(detach bool, args ...string) ContainerConfig {
 	s := c.spec(args...)
-	s.Env = []string{markerEnv + "=" + c.marker}
+	s.Env = []string{testutil.MarkerEnv + "=" + c.marker}
 	return ContainerConfig{Spec: s, ID: c.id, StateDir: c.dir, Detach: detach}
 }
 
@@ -123,7 +122,7 @@ func (c containerFixture) checkExitRecorded(t *testing.T, code int) {
 // checkNoneLeft fails t if a process of the container running cmd is left.
 func (c containerFixture) checkNoneLeft(t *testing.T, cmd string) {
 	t.Helper()
-	if left := markedProcesses(t, cmd, c.marker); len(left) != 0 {
+	if left := testutil.MarkedProcesses(t, cmd, c.marker); len(left) != 0 {
 		t.Errorf("processes running %q left: %v", cmd, left)
 	}
 }
@@ -239,7 +238,7 @@ func TestContainerDetached(t *testing.T) {
 		if code != 0 || out != "data\nbuilder-executor-container \nctrhost\n" {
 			t.Errorf("exec = %d, %q; want 0 and the container's file and init", code, out)
 		}
-		code, out = c.exec(t, ProcessSpec{Args: sh(`id -u; echo "$FOO $` + markerEnv + `"; pwd; exit 3`), Env: []string{"FOO=bar"}, User: "app", Cwd: "/tmp"})
+		code, out = c.exec(t, ProcessSpec{Args: sh(`id -u; echo "$FOO $` + testutil.MarkerEnv + `"; pwd; exit 3`), Env: []string{"FOO=bar"}, User: "app", Cwd: "/tmp"})
 		if want := "1000\nbar " + c.marker + "\n/tmp\n"; code != 3 || out != want {
 			t.Errorf("exec = %d, %q; want 3, %q", code, out, want)
 		}
@@ -417,24 +416,6 @@ func TestContainerAttached(t *testing.T) {
 	})
 }
 
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // TestContainerTerminal attaches to a container with a terminal: the
 // terminal echoes input, has the size the caller gives, passes a size
 // change on as SIGWINCH and ^C on as SIGINT.
@@ -445,7 +426,7 @@ func TestContainerTerminal(t *testing.T) {
 	cfg.Terminal = true
 	in, inW := io.Pipe()
 	defer inW.Close()
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	resize := make(chan [2]uint16, 1)
 	resize <- [2]uint16{30, 100}
 	type result struct {

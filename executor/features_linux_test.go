@@ -1,17 +1,11 @@
 package executor
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -109,12 +103,12 @@ func TestRunFeatures(t *testing.T) {
 			})
 			t.Run("background-process-does-not-hang", func(t *testing.T) {
 				f := newFixture(t)
-				marker := newMarker(t)
+				marker := testutil.NewMarker(t)
 				start := time.Now()
 				// Closing the output keeps the test about the process tree,
 				// not about an inherited pipe.
 				s := f.spec(sh(`sleep 100 >/dev/null 2>&1 & echo started`)...)
-				s.Env = []string{markerEnv + "=" + marker}
+				s.Env = []string{testutil.MarkerEnv + "=" + marker}
 				if out := mustRun(t, ex, s); out != "started\n" {
 					t.Errorf("output = %q", out)
 				}
@@ -142,66 +136,13 @@ func TestBuiltinPID1IsInit(t *testing.T) {
 	}
 }
 
-// markerEnv names the environment variable that tags the processes of one
-// test run, so that process checks look at the test's own processes only.
-const markerEnv = "BUILDER_TEST_MARKER"
-
-// newMarker returns a random value for markerEnv.
-func newMarker(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
-
-// markedProcesses lists the pids whose command line contains cmd and whose
-// environment holds markerEnv=marker. Processes that exit while /proc is
-// read are skipped; any other error fails t, since a check that cannot
-// look must not pass.
-func markedProcesses(t *testing.T, cmd, marker string) []string {
-	t.Helper()
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatalf("listing processes: %v", err)
-	}
-	gone := func(err error) bool { return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) }
-	want := []byte(markerEnv + "=" + marker)
-	var out []string
-	for _, e := range ents {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if gone(err) {
-			continue
-		} else if err != nil {
-			t.Fatalf("reading command line of pid %s: %v", e.Name(), err)
-		}
-		if !strings.Contains(strings.ReplaceAll(string(b), "\x00", " "), cmd) {
-			continue
-		}
-		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
-		if gone(err) {
-			continue
-		} else if err != nil {
-			t.Fatalf("reading environment of pid %s (%q): %v", e.Name(), b, err)
-		}
-		if slices.ContainsFunc(bytes.Split(env, []byte{0}), func(kv []byte) bool { return bytes.Equal(kv, want) }) {
-			out = append(out, e.Name())
-		}
-	}
-	return out
-}
-
 // waitMarkedGone waits up to d for the marked processes running cmd to be
 // gone, and returns those left.
 func waitMarkedGone(t *testing.T, cmd, marker string, d time.Duration) []string {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
-		left := markedProcesses(t, cmd, marker)
+		left := testutil.MarkedProcesses(t, cmd, marker)
 		if len(left) == 0 || time.Now().After(deadline) {
 			return left
 		}
@@ -237,17 +178,17 @@ func checkRunCleanedUp(t *testing.T, tmp string, dirs ...string) {
 func testCancel(t *testing.T, ex Executor) {
 	tmp := privateTMPDIR(t)
 	f := newFixture(t)
-	marker := newMarker(t)
+	marker := testutil.NewMarker(t)
 	sleep := fmt.Sprintf("sleep %d", 1000+time.Now().UnixNano()%1000)
 	s := f.spec(sh(sleep + " & " + sleep)...)
-	s.Env = []string{markerEnv + "=" + marker}
+	s.Env = []string{testutil.MarkerEnv + "=" + marker}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() {
 		errc <- ex.Run(ctx, s, IO{})
 	}()
 	deadline := time.Now().Add(20 * time.Second)
-	for len(markedProcesses(t, sleep, marker)) < 2 {
+	for len(testutil.MarkedProcesses(t, sleep, marker)) < 2 {
 		if time.Now().After(deadline) {
 			cancel()
 			t.Fatalf("processes did not start: %v", <-errc)
@@ -267,7 +208,7 @@ func testCancel(t *testing.T, ex Executor) {
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("Run returned %v after cancel", d)
 	}
-	if left := markedProcesses(t, sleep, marker); len(left) != 0 {
+	if left := testutil.MarkedProcesses(t, sleep, marker); len(left) != 0 {
 		t.Errorf("processes left after cancel: %v", left)
 	}
 	checkRunCleanedUp(t, tmp, f.lower, f.upper, f.work)

@@ -41,6 +41,7 @@ func cmdBuild(ctx context.Context, g *globals, args []string) error {
 	platform := fs.String("platform", "", "build for this platform (os/arch[/variant]); RUN needs the host's")
 	reg := registryFlags(fs)
 	push := fs.Bool("push", false, "push the image to its registry (shorthand for --output type=registry)")
+	squash := fs.Bool("squash", false, "squash the layers the build adds to its base image into one")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -50,7 +51,7 @@ func cmdBuild(ctx context.Context, g *globals, args []string) error {
 	opts := builder.BuildOptions{
 		ContextDir: fs.Arg(0), Tags: *tags, Target: *target, NoCache: *noCache, NoCacheFilter: *noCacheFilter,
 		Network: *network, Runtime: *runtime, Jobs: *jobs, BuildArgs: map[string]string{}, Labels: map[string]string{},
-		Pull: pullPolicy(*pull), Platform: *platform, Registry: reg(),
+		Pull: pullPolicy(*pull), Platform: *platform, Registry: reg(), Squash: *squash,
 	}
 	for _, sec := range *secrets {
 		id, src, err := parseSecret(sec)

@@ -23,6 +23,12 @@ func storeWithBusybox(t *testing.T) string {
 		t.Fatal(err)
 	}
 	root := t.TempDir()
+	// Containers go before the store: their processes and cgroups too.
+	t.Cleanup(func() {
+		if ids := strings.Fields(mustCLI(t, root, nil, "ps", "-aq", "--no-trunc")); len(ids) > 0 {
+			mustCLI(t, root, nil, append([]string{"rm", "-f"}, ids...)...)
+		}
+	})
 	mustCLI(t, root, tarball, "import", "-c", `CMD ["/bin/sh"]`, "-", "busybox:latest")
 	return root
 }

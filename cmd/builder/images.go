@@ -18,7 +18,7 @@ func init() {
 	register("rmi", "Remove one or more images", cmdRmi)
 	register("prune", "Remove unused images and build cache", cmdPrune)
 	register("history", "Show the history of an image", cmdHistory)
-	register("inspect", "Display detailed information on images", cmdInspect)
+	register("inspect", "Display detailed information on containers and images", cmdInspect)
 }
 
 func cmdImages(ctx context.Context, g *globals, args []string) error {
@@ -199,7 +199,7 @@ func cmdTag(ctx context.Context, g *globals, args []string) error {
 
 func cmdRmi(ctx context.Context, g *globals, args []string) error {
 	fs := g.flags("rmi")
-	force := fs.BoolP("force", "f", false, "force removal of an image with several tags")
+	force := fs.BoolP("force", "f", false, "force removal of an image with several tags, or one a stopped container uses")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -339,6 +339,7 @@ func cmdHistory(ctx context.Context, g *globals, args []string) error {
 
 func cmdInspect(ctx context.Context, g *globals, args []string) error {
 	fs := g.flags("inspect")
+	kind := fs.String("type", "", "inspect only this kind of object: container or image")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -349,7 +350,7 @@ func cmdInspect(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := b.Inspect(ctx, fs.Args())
+	res, err := b.InspectObjects(ctx, fs.Args(), *kind)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,11 @@
 //	active/<name>/work/       its overlay workdir,
 //	active/<name>/persistent  and, for a persistent one, its marker: the parent layers as JSON
 //	active/<name>.lock        held while an ephemeral (e-<id>) snapshot's process lives
+//	active/<id>/              a container's filesystem: the persistent snapshot named by its ID
+//	containers/<id>/state/    the runtime's state of the container's processes (pid, status, logs)
+//	containers/<id>/merged/   its merged root, mounted on the host while a user works on it
+//	containers/<id>.lock      held while the container is being created or removed
+//	containers.json           the container table (ID, name, image, config), replaced atomically under index.lock
 //	tmp/<prefix><id>/         temporary work directories (TempDir) on the store's filesystem
 //	tmp/<prefix><id>.lock     held while the temporary directory's process lives
 //	cache/records/<alg>/<hex>.json  the build cache: one record per cache key
@@ -32,4 +37,13 @@
 // active snapshots whose lock is no longer held, snapshots/new-*, and
 // index.json's temporary files, and temporary files under cache/ (named
 // .tmp-*, as the cache writes them) older than an hour.
+//
+// A container exists once its record is in containers.json. CreateContainer
+// makes its directory and snapshot first and writes the record last, and
+// RemoveContainer deletes the record first; so whatever a killed process
+// leaves of a container is without a record, and Open removes it unless
+// the container's lock is held. The table is its own file, not a key of
+// index.json, so that index.json keeps its format; it changes only under
+// index.lock, so an image removal or prune sees every container of the
+// image it deletes (Remove needs force for one, Prune spares it).
 package store

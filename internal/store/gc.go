@@ -91,7 +91,8 @@ func (s *Store) Collect(ctx context.Context, extra Roots) (freed int64, err erro
 	return freed, nil
 }
 
-// roots returns what images and persistent snapshots reference, plus extra.
+// roots returns what images, containers and persistent snapshots
+// reference, plus extra.
 func (s *Store) roots(ctx context.Context, extra Roots) (Roots, error) {
 	r := newRoots()
 	for d := range extra.Blobs {
@@ -109,6 +110,9 @@ func (s *Store) roots(ctx context.Context, extra Roots) (Roots, error) {
 		if err := s.keepManifest(ctx, img.Manifest.Digest, r, seen); err != nil {
 			return Roots{}, fmt.Errorf("image %s: %w", img.ID, err)
 		}
+	}
+	if err := s.keepContainers(ctx, r, seen); err != nil {
+		return Roots{}, err
 	}
 	entries, err := os.ReadDir(s.path("active"))
 	if err != nil {

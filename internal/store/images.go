@@ -109,8 +109,10 @@ func (s *Store) Tag(src, tag string) error {
 // its image deleted when that was its last tag. Any other reference (an ID,
 // name@digest) deletes the image with all its tags, but an image with
 // several tags is only deleted with force, else the error wraps ErrConflict.
-// The repo digests of a deleted image are reported as untagged. Blobs and
-// snapshots stay until Collect.
+// So is an image a container was created from, unless forced; its
+// container keeps working, as Collect keeps what it needs. The repo
+// digests of a deleted image are reported as untagged. Blobs and snapshots
+// stay until Collect.
 func (s *Store) Remove(ref string, force bool) (RemoveResult, error) {
 	var res RemoveResult
 	err := s.update(func(idx *Index) error {
@@ -121,6 +123,11 @@ func (s *Store) Remove(ref string, force bool) (RemoveResult, error) {
 		}
 		tags := idx.TagsOf(rec.ID)
 		if n, err := NormalizeRef(ref); err == nil && idx.tags[n] == rec.ID {
+			if len(tags) <= 1 {
+				if err := s.checkInUse(rec, ref, force); err != nil {
+					return err
+				}
+			}
 			delete(idx.tags, n)
 			res.Untagged = append(res.Untagged, FamiliarRef(n))
 			if len(tags) > 1 {
@@ -128,6 +135,8 @@ func (s *Store) Remove(ref string, force bool) (RemoveResult, error) {
 			}
 		} else if len(tags) > 1 && !force {
 			return fmt.Errorf("%w: unable to delete %s (must be forced) - image is referenced in multiple repositories", ErrConflict, shortID(rec.ID))
+		} else if err := s.checkInUse(rec, "", force); err != nil {
+			return err
 		}
 		idx.deleteImage(rec.ID, &res)
 		return nil
@@ -139,14 +148,19 @@ func (s *Store) Remove(ref string, force bool) (RemoveResult, error) {
 }
 
 // Prune deletes every dangling (untagged) image, or with all every image,
-// with its tags. Blobs and snapshots stay until Collect.
+// with its tags, but never an image a container was created from. Blobs
+// and snapshots stay until Collect.
 func (s *Store) Prune(all bool) (RemoveResult, error) {
 	var res RemoveResult
 	err := s.update(func(idx *Index) error {
 		res = RemoveResult{}
+		used, err := s.imagesInUse()
+		if err != nil {
+			return err
+		}
 		ids := make([]digest.Digest, 0, len(idx.images))
 		for id := range idx.images {
-			if all || len(idx.TagsOf(id)) == 0 {
+			if !used[id] && (all || len(idx.TagsOf(id)) == 0) {
 				ids = append(ids, id)
 			}
 		}

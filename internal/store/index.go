@@ -242,19 +242,13 @@ func (idx *Index) byIDPrefix(prefix, ref string) (*Image, error) {
 	if prefix == "" || !isHex(prefix) {
 		return nil, fmt.Errorf("image %q: %w", ref, ErrNotFound)
 	}
-	var found *Image
-	for id, img := range idx.images {
-		if strings.HasPrefix(id.Encoded(), prefix) {
-			if found != nil {
-				return nil, fmt.Errorf("image %q: %w: matches several images", ref, ErrAmbiguous)
-			}
-			found = img
-		}
-	}
-	if found == nil {
+	switch found, n := uniquePrefix(idx.images, prefix, digest.Digest.Encoded); n {
+	case 0:
 		return nil, fmt.Errorf("image %q: %w", ref, ErrNotFound)
+	case 1:
+		return found, nil
 	}
-	return found, nil
+	return nil, fmt.Errorf("image %q: %w: matches several images", ref, ErrAmbiguous)
 }
 
 func isHex(s string) bool {

@@ -60,7 +60,8 @@ func DefaultRoot() string {
 // Open opens (creating if needed) the store at root and removes what killed
 // processes left behind: abandoned ingests and temporary directories,
 // half-deleted snapshots, ephemeral active snapshots whose owner is gone,
-// temporary files of index.json, and stale temporary files under cache/.
+// containers half created or half removed, temporary files of index.json,
+// and stale temporary files under cache/.
 //
 // The root is made mode 0700 whatever its mode was, so it must be a
 // directory of its own: the store holds build-arg values (in cache records
@@ -75,7 +76,7 @@ func Open(root string) (*Store, error) {
 	if err := makePrivateDir(abs); err != nil {
 		return nil, fmt.Errorf("opening store %s: %w", abs, err)
 	}
-	for _, d := range []string{"blobs/sha256", "recipes/sha256", "ingest", "snapshots", "active", "tmp", "cache"} {
+	for _, d := range []string{"blobs/sha256", "recipes/sha256", "ingest", "snapshots", "active", "tmp", "cache", "containers"} {
 		if err := os.MkdirAll(s.path(d), 0o700); err != nil {
 			return nil, fmt.Errorf("opening store %s: %w", abs, err)
 		}
@@ -192,6 +193,9 @@ func (s *Store) cleanup() error {
 				return err
 			}
 		}
+	}
+	if err := s.cleanupContainers(); err != nil {
+		return err
 	}
 	if err := s.removeIndexTemps(); err != nil {
 		return err

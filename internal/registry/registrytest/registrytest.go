@@ -5,7 +5,6 @@
 package registrytest
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -107,7 +105,7 @@ func Start(t testing.TB, opts ...Option) *Registry {
 // run starts the registry and waits for it; a registry that exits first
 // (its port taken meanwhile) is an error.
 func (reg *Registry) run(t testing.TB, bin, conf, scheme string) error {
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	cmd := exec.Command(bin, "serve", conf)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -168,22 +166,4 @@ func write(t testing.TB, path string, data []byte) {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the registry's two output streams.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
