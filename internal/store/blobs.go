@@ -185,12 +185,19 @@ func (s *Store) Open(ctx context.Context, d digest.Digest) (io.ReadCloser, int64
 	return &verifier{f: f, want: d, h: sha256.New(), ctx: ctx}, fi.Size(), nil
 }
 
+// verifier reads a blob and checks its digest at EOF: the final Read
+// returns an error instead of io.EOF if the bytes do not match. The bytes
+// are hashed on another goroutine while the caller works on them (unpacking
+// a layer is syscall-bound and leaves the second core to the hash).
 type verifier struct {
 	f    io.ReadCloser
 	want digest.Digest
 	h    hash.Hash
 	ctx  context.Context
 	done bool
+
+	chunks chan []byte   // to the hashing goroutine
+	hashed chan struct{} // closed when it has hashed every chunk
 }
 
 func (v *verifier) Read(p []byte) (int, error) {
@@ -198,17 +205,52 @@ func (v *verifier) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	n, err := v.f.Read(p)
-	v.h.Write(p[:n])
+	if n > 0 && !v.done {
+		v.hash(p[:n])
+	}
 	if err == io.EOF && !v.done {
 		v.done = true
-		if got := digest.NewDigest(digest.SHA256, v.h); got != v.want {
+		if got := v.sum(); got != v.want {
 			return n, fmt.Errorf("%w: blob %s on disk hashes to %s", ErrInvalidDigest, v.want, got)
 		}
 	}
 	return n, err
 }
 
-func (v *verifier) Close() error { return v.f.Close() }
+// hash hands a copy of b to the hashing goroutine, starting it on the
+// first call.
+func (v *verifier) hash(b []byte) {
+	if v.chunks == nil {
+		v.chunks, v.hashed = make(chan []byte, 8), make(chan struct{})
+		go func() {
+			defer close(v.hashed)
+			for c := range v.chunks {
+				v.h.Write(c)
+			}
+		}()
+	}
+	v.chunks <- append([]byte(nil), b...)
+}
+
+// sum waits for the hashing goroutine and returns the digest.
+func (v *verifier) sum() digest.Digest {
+	v.stop()
+	return digest.NewDigest(digest.SHA256, v.h)
+}
+
+// stop ends the hashing goroutine once it has hashed what it was given.
+func (v *verifier) stop() {
+	if v.chunks != nil {
+		close(v.chunks)
+		<-v.hashed
+		v.chunks = nil
+	}
+}
+
+func (v *verifier) Close() error {
+	v.stop()
+	return v.f.Close()
+}
 
 // ReadBlob reads a small blob (manifest, config, index) whole, verified.
 func (s *Store) ReadBlob(ctx context.Context, d digest.Digest) ([]byte, error) {

@@ -136,7 +136,10 @@ func (r *regenerated) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (r *regenerated) Close() error { return r.close() }
+func (r *regenerated) Close() error {
+	r.verifier.stop()
+	return r.close()
+}
 
 // removeRecipes deletes the recipes of blobs keep does not name.
 func (s *Store) removeRecipes(keep Roots) error {
