@@ -26,6 +26,9 @@ func containerInit(cfg *initConfig, t *stubTracker, status *os.File) error {
 	// Report the stubs before the process may race with a kill.
 	writeMessage(status, initMessage{Cleanup: t.entries})
 	t.entries = nil
+	if err := waitNetwork(cfg); err != nil {
+		return err
+	}
 	if err := loadSeccomp(cfg.Spec.Linux.Seccomp); err != nil {
 		return err
 	}

@@ -105,6 +105,9 @@ func natKeeper(status *os.File) error {
 	if err := ns.startNAT(t); err != nil {
 		return err
 	}
+	if err := ns.waitReady(); err != nil {
+		return err
+	}
 	status.Close()
 	lifeline := os.NewFile(lifelineFD, "lifeline")
 	go func() {

@@ -56,6 +56,9 @@ type initConfig struct {
 	LegacyOverlay bool `json:"legacyOverlay,omitempty"`
 	// NetNS makes the child join the network namespace open as netnsFD.
 	NetNS bool `json:"netns,omitempty"`
+	// NetReady makes the child wait for the NAT (see waitNetwork) before
+	// it starts the process.
+	NetReady bool `json:"netReady,omitempty"`
 	// Cgroup is the container's cgroup, which the built-in runtime's init
 	// mounts on /sys/fs/cgroup.
 	Cgroup *cgroup `json:"cgroup,omitempty"`

@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +14,30 @@ import (
 // netnsFD is the descriptor of the network namespace a re-executed child
 // joins when initConfig.NetNS is set (os/exec ExtraFiles[2]).
 const netnsFD = 5
+
+// netReadyFD is the descriptor a child reads the network's readiness
+// from when initConfig.NetReady is set (os/exec ExtraFiles[3]).
+const netReadyFD = 6
+
+// waitNetwork waits, when the parent starts the NAT while the child sets
+// the container up, until the NAT has configured the namespace: the
+// parent writes a byte then, or closes the pipe without one when the NAT
+// failed.
+func waitNetwork(cfg *initConfig) error {
+	if !cfg.NetReady {
+		return nil
+	}
+	f := os.NewFile(netReadyFD, "network-ready")
+	defer f.Close()
+	if n, _ := f.Read(make([]byte, 1)); n != 1 {
+		return errNetworkFailed
+	}
+	return nil
+}
+
+// errNetworkFailed is the child's error when the NAT did not start; the
+// parent reports the NAT's own error instead.
+var errNetworkFailed = errors.New("the container's network could not be set up")
 
 // isolate puts a container's init (or the runtime helper) into the
 // namespaces the parent prepared and gives it a session keyring of its

@@ -93,23 +93,22 @@ type netns struct {
 	nat  *exec.Cmd
 	// exited is closed when the NAT has exited.
 	exited chan struct{}
+	// ready delivers the outcome of the NAT's start once: nil when it has
+	// configured the namespace.
+	ready chan error
 }
 
 // newNetNS makes a network namespace with the loopback interface up and,
-// with nat, the NAT attached and configured.
+// with nat, starts the NAT for it; waitReady tells when it is ready.
 func newNetNS(nat *natTool) (_ *netns, err error) {
 	f, err := unshareNetNS()
 	if err != nil {
 		return nil, err
 	}
 	ns := &netns{file: f}
-	defer func() {
-		if err != nil {
-			ns.close()
-		}
-	}()
 	if nat != nil {
 		if err := ns.startNAT(*nat); err != nil {
+			ns.close()
 			return nil, err
 		}
 	}
@@ -149,63 +148,97 @@ func unshareNetNS() (*os.File, error) {
 // natStartTimeout bounds the wait for a NAT to configure the namespace.
 const natStartTimeout = 10 * time.Second
 
-// startNAT starts t for the namespace and waits until it has configured
-// it. The NAT dies with this process (parent-death signal).
+// startNAT starts t for the namespace; waitReady reports when it has
+// configured it. The NAT dies with this process (parent-death signal).
 func (ns *netns) startNAT(t natTool) error {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("starting %s: %w", t.name, err)
 	}
-	defer r.Close()
-	var stderr bytes.Buffer
+	stderr := &bytes.Buffer{}
 	cmd := exec.Command(t.path, t.args()...)
 	cmd.ExtraFiles = []*os.File{ns.file, w}
-	cmd.Stderr = &stderr
+	cmd.Stderr = stderr
 	// Its own process group: a terminal's ^C is for the builder, which
 	// stops the NAT itself.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	err = onLockedThread(cmd.Start)
 	w.Close()
 	if err != nil {
+		r.Close()
 		return fmt.Errorf("starting %s: %w", t.name, err)
 	}
-	ns.nat, ns.exited = cmd, make(chan struct{})
+	ns.nat, ns.exited, ns.ready = cmd, make(chan struct{}), make(chan error, 1)
+	waited := make(chan struct{})
 	go func() {
 		_ = cmd.Wait()
+		close(waited)
 		close(ns.exited)
 	}()
-	ready := make(chan error, 1)
 	go func() {
-		// pasta writes its pid and a newline, slirp4netns "1".
-		_, err := bufio.NewReader(r).ReadByte()
-		ready <- err
-	}()
-	select {
-	case err = <-ready:
-	case <-time.After(natStartTimeout):
-		err = fmt.Errorf("not ready after %v", natStartTimeout)
-	}
-	if err != nil {
-		_ = cmd.Process.Kill()
-		<-ns.exited
-		msg := strings.TrimSpace(stderr.String())
-		if msg == "" {
-			msg = err.Error()
+		defer r.Close()
+		got := make(chan error, 1)
+		go func() {
+			// pasta writes its pid and a newline, slirp4netns "1".
+			_, err := bufio.NewReader(r).ReadByte()
+			got <- err
+		}()
+		var err error
+		select {
+		case err = <-got:
+		case <-time.After(natStartTimeout):
+			err = fmt.Errorf("not ready after %v", natStartTimeout)
 		}
-		return fmt.Errorf("starting %s: %s", t.name, msg)
-	}
+		if err != nil {
+			_ = cmd.Process.Kill()
+			<-waited
+			msg := strings.TrimSpace(stderr.String())
+			if msg == "" {
+				msg = err.Error()
+			}
+			err = fmt.Errorf("starting %s: %s", t.name, msg)
+		}
+		ns.ready <- err
+	}()
 	return nil
 }
 
+// waitReady waits until the NAT has configured the namespace, and returns
+// why not when it failed. Call it once.
+func (ns *netns) waitReady() error {
+	if ns.ready == nil {
+		return nil
+	}
+	return <-ns.ready
+}
+
+// signalReady writes a byte to w once the NAT is ready, or nothing when
+// it failed, and closes w; the child reading the other end waits for it
+// before starting the process (see waitNetwork). The NAT thus starts while
+// the child sets the container up. It returns the NAT's error, once known.
+func (ns *netns) signalReady(w *os.File) <-chan error {
+	errc := make(chan error, 1)
+	go func() {
+		err := ns.waitReady()
+		if err == nil {
+			_, err = w.Write([]byte{1})
+		}
+		w.Close()
+		errc <- err
+	}()
+	return errc
+}
+
 // close stops the NAT and closes the namespace, which the kernel frees
-// once no process uses it.
+// once no process uses it. It does not wait for the NAT to be gone (the
+// kernel takes tens of milliseconds to tear its tap device down); a
+// goroutine reaps it.
 func (ns *netns) close() {
 	if ns == nil {
 		return
 	}
 	if ns.nat != nil {
 		_ = ns.nat.Process.Kill()
-		<-ns.exited
 	}
 	ns.file.Close()
 }

@@ -42,7 +42,8 @@ func (builtin) Run(ctx context.Context, s Spec, stdio IO) error {
 	}
 	defer iso.close()
 	cfg := p.config(modeInit)
-	cfg.Cgroup, cfg.NoDev, cfg.NetNS = iso.cgroup, !iso.devices, iso.net != nil
+	cfg.Cgroup, cfg.NoDev = iso.cgroup, !iso.devices
+	cfg.NetNS, cfg.NetReady = iso.net != nil, iso.net != nil
 	st, res, err := runHelper(ctx, cfg, stdio, helperOptions{
 		cloneflags: namespaceFlags(p.oci, iso.net != nil),
 		extra:      iso.files(),
@@ -52,7 +53,7 @@ func (builtin) Run(ctx context.Context, s Spec, stdio IO) error {
 			_ = cmd.Process.Kill()
 		},
 	})
-	return finish(ctx, p, st, res, err, nil)
+	return finish(ctx, p, st, iso.natFailure(res), err, nil)
 }
 
 // namespaceFlags are the clone flags of the namespaces the built-in
@@ -75,6 +76,10 @@ type runIsolation struct {
 	// devices reports that the cgroup enforces the device rules.
 	devices bool
 	net     *netns
+	// ready is the child's end of the pipe that tells it the NAT is
+	// ready, and natErr the NAT's outcome (see netns.signalReady).
+	ready  *os.File
+	natErr <-chan error
 }
 
 // isolateRun creates the cgroup (withCgroup) with sp's limits and device
@@ -99,9 +104,14 @@ func isolateRun(s Spec, sp *specs.Spec, withCgroup bool) (_ *runIsolation, err e
 			return nil, err
 		}
 	}
-	if iso.net, err = containerNetwork(s); err != nil {
-		return nil, err
+	if iso.net, err = containerNetwork(s); err != nil || iso.net == nil {
+		return iso, err
 	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("creating network readiness pipe: %w", err)
+	}
+	iso.ready, iso.natErr = r, iso.net.signalReady(w)
 	return iso, nil
 }
 
@@ -110,20 +120,39 @@ func (iso *runIsolation) files() []*os.File {
 	if iso.net == nil {
 		return nil
 	}
-	return []*os.File{iso.net.file}
+	return []*os.File{iso.net.file, iso.ready}
+}
+
+// natFailure replaces the child's report that the network could not be
+// set up with the NAT's own error.
+func (iso *runIsolation) natFailure(res helperResult) helperResult {
+	if res.err != errNetworkFailed.Error() || iso.natErr == nil {
+		return res
+	}
+	if err := <-iso.natErr; err != nil {
+		res.err = err.Error()
+	}
+	return res
 }
 
 // close kills whatever is left in the cgroup and removes it, and stops the
 // network.
 func (iso *runIsolation) close() {
 	if cg := iso.cgroup; cg != nil {
-		_ = cg.killAll()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_ = cg.waitEmpty(ctx)
-		cancel()
+		// Normally empty by now: the init is gone, and with it its pid
+		// namespace.
+		if pids, err := cg.procs(); err != nil || len(pids) > 0 {
+			_ = cg.killAll()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_ = cg.waitEmpty(ctx)
+			cancel()
+		}
 		_ = cg.remove()
 	}
 	iso.net.close()
+	if iso.ready != nil {
+		iso.ready.Close()
+	}
 }
 
 // finish removes the stubs and turns a child's outcome into Run's error.

@@ -72,7 +72,7 @@ func (r *ociRuntime) Run(ctx context.Context, s Spec, stdio IO) error {
 	cfg.Spec.Linux.CgroupsPath = filepath.Join("builder", cfg.ID)
 	if iso.net != nil {
 		// The container shares the helper's network namespace.
-		cfg.NetNS = true
+		cfg.NetNS, cfg.NetReady = true, true
 		cfg.Spec.Linux.Namespaces = slices.DeleteFunc(cfg.Spec.Linux.Namespaces, func(ns specs.LinuxNamespace) bool {
 			return ns.Type == specs.NetworkNamespace
 		})
@@ -87,7 +87,7 @@ func (r *ociRuntime) Run(ctx context.Context, s Spec, stdio IO) error {
 	// "run" deletes the container when it ends normally; a killed runtime
 	// leaves its state and cgroups.
 	cerr := CleanupRuncState(cfg.StateDir)
-	if err := finish(ctx, p, st, res, err, func() error { return r.logError(cfg.Log) }); err != nil {
+	if err := finish(ctx, p, st, iso.natFailure(res), err, func() error { return r.logError(cfg.Log) }); err != nil {
 		return err
 	}
 	return cerr
@@ -157,6 +157,9 @@ func runtimeHelper(cfg *initConfig, t *stubTracker, status *os.File) error {
 	}
 	writeMessage(status, initMessage{Cleanup: t.entries})
 	t.entries = nil
+	if err := waitNetwork(cfg); err != nil {
+		return err
+	}
 	argv := []string{filepath.Base(cfg.Runtime), "--root", cfg.StateDir, "--log", cfg.Log, "--log-format", "json",
 		"run", "--bundle", cfg.Bundle, cfg.ID}
 	err = syscall.Exec(cfg.Runtime, argv, os.Environ())
