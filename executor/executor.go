@@ -43,10 +43,9 @@ type Spec struct {
 	// services and abstract unix sockets are out of reach, outbound TCP
 	// and UDP work, and /etc/resolv.conf (unless ResolvConf is set) names
 	// the NAT's DNS forwarder (pasta: 169.254.1.1, forwarded to the host's
-	// first resolver; slirp4netns: 10.0.2.3). Namespaces are reused from
-	// one run to the next once their processes are gone (see
-	// CheckNetwork). When neither tool is installed, "default" means
-	// "none", never the host's network; CheckNetwork reports that.
+	// first resolver; slirp4netns: 10.0.2.3). When neither tool is
+	// installed, "default" means "none", never the host's network;
+	// CheckNetwork reports that.
 	//
 	// "host" shares the host's network namespace. "none" is a namespace
 	// with only the loopback interface, brought up.

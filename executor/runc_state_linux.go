@@ -9,11 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // runcStateDir is the runtime's state directory (its --root) in a run's
@@ -75,45 +72,38 @@ func cleanupRuncContainer(dir string) error {
 			return fmt.Errorf("reading state.json: %w", err)
 		}
 	}
-	var paths []string
-	for _, p := range st.CgroupPaths {
-		if p != "" && !slices.Contains(paths, p) && isBelow(p, cgroupRoot) {
-			paths = append(paths, p)
-		}
-	}
+	cg := runcCgroup(st.CgroupPaths)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for _, p := range paths {
-		if err := killCgroupDir(ctx, p); err != nil {
-			return err
-		}
+	if err := cg.killAll(); err != nil {
+		return err
 	}
-	for _, p := range paths {
-		if err := retryBusy(func() error { return unix.Rmdir(p) }); err != nil && !errors.Is(err, unix.ENOENT) {
-			return fmt.Errorf("removing cgroup %s: %w", p, err)
-		}
+	if err := cg.waitEmpty(ctx); err != nil {
+		return fmt.Errorf("waiting for the container's processes: %w", err)
+	}
+	if err := cg.remove(); err != nil {
+		return err
 	}
 	return os.RemoveAll(dir)
 }
 
-// killCgroupDir kills the processes listed in the cgroup directory p until
-// none is left.
-func killCgroupDir(ctx context.Context, p string) error {
-	return poll(ctx, func() (bool, error) {
-		b, err := os.ReadFile(filepath.Join(p, "cgroup.procs"))
-		if errors.Is(err, fs.ErrNotExist) {
-			return true, nil
-		} else if err != nil {
-			return false, err
+// runcCgroup returns the cgroup runc recorded (subsystem → directory; ""
+// for the unified hierarchy) as a cgroup, the freezer first on v1.
+// Directories outside /sys/fs/cgroup are ignored.
+func runcCgroup(paths map[string]string) cgroup {
+	if p, ok := paths[""]; ok && isBelow(p, cgroupRoot) {
+		return cgroup{V2: true, Paths: []string{p}}
+	}
+	var cg cgroup
+	if p, ok := paths["freezer"]; ok && isBelow(p, cgroupRoot) {
+		cg.Paths = []string{p}
+	}
+	for _, p := range paths {
+		if isBelow(p, cgroupRoot) && !slices.Contains(cg.Paths, p) {
+			cg.Paths = append(cg.Paths, p)
 		}
-		pids := strings.Fields(string(b))
-		for _, f := range pids {
-			if pid, err := strconv.Atoi(f); err == nil && pid > 0 {
-				_ = unix.Kill(pid, unix.SIGKILL)
-			}
-		}
-		return len(pids) == 0, nil
-	})
+	}
+	return cg
 }
 
 // isBelow reports whether p is root or lies below it.

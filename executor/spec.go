@@ -57,8 +57,12 @@ var (
 	}
 )
 
-// OCI returns the runtime-spec configuration for s. It is pure: it reads no
-// files, so it works on any OS. Root.Path is "rootfs".
+// OCI returns the runtime-spec configuration for s. It is pure but for
+// reading the seccomp profile Spec.Seccomp names, if any, so it works on
+// any OS; the seccomp section is filled in on Linux only, where Docker's
+// profiles are defined. Root.Path is "rootfs". The network namespace is
+// listed unless Network is "host"; the runners may provide it themselves
+// (see Spec.Network).
 //
 // User is only partly resolved here: "" becomes root, a numeric "uid" or
 // "uid:gid" becomes those IDs, and a name stays in Process.User.Username
