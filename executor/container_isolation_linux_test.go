@@ -58,8 +58,7 @@ ip route | grep -c default; echo done; sleep 1000`)...)
 		return strings.Contains(out.String(), "done")
 	})
 	lines := strings.Fields(out.String())
-	host, _ := os.Readlink("/proc/self/ns/net")
-	if len(lines) < 5 || lines[0] == host || lines[2] != "2" || lines[3] != "32" || lines[4] != "1" {
+	if len(lines) < 5 || lines[0] == hostNetNS(t) || lines[2] != "2" || lines[3] != "32" || lines[4] != "1" {
 		t.Fatalf("container output %q: want its own network with a default route, Seccomp: 2, pids.max 32", out.String())
 	}
 	if code, got := c.exec(t, ProcessSpec{Args: sh("grep '^Seccomp:' /proc/self/status; readlink /proc/self/ns/net")}); code != 0 || !strings.Contains(got, "2\n"+lines[0]) {

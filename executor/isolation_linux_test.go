@@ -232,10 +232,7 @@ func TestProbeNATReachesOutside(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := newOutside(t)
-	hostNS, err := os.Readlink("/proc/self/ns/net")
-	if err != nil {
-		t.Fatal(err)
-	}
+	hostNS := hostNetNS(t)
 	inEachRuntime(t, func(t *testing.T, ex Executor) {
 		f := newFixture(t)
 		// busybox wget would need the NSS libraries the root lacks.
@@ -250,6 +247,22 @@ func TestProbeNATReachesOutside(t *testing.T) {
 			t.Errorf("the default network is the host's namespace (%s)", hostNS)
 		}
 	})
+}
+
+// hostNetNS returns the host's network namespace as readlink shows it.
+// It reads the calling thread's: the main thread may have been left in a
+// namespace of the executor's (a locked thread that ends is parked, not
+// ended, when it is the main thread), and /proc/self shows the main
+// thread's.
+func hostNetNS(t *testing.T) string {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	ns, err := os.Readlink("/proc/thread-self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ns
 }
 
 // TestProbeSeccompUnshareUser: creating a user namespace is denied.

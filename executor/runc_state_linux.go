@@ -88,16 +88,18 @@ func cleanupRuncContainer(dir string) error {
 }
 
 // runcCgroup returns the cgroup runc recorded (subsystem → directory; ""
-// for the unified hierarchy) as a cgroup, the freezer first on v1.
+// for the unified hierarchy, also recorded on hybrid hosts) as a cgroup:
+// on v1 with every directory, the freezer first; else the unified one.
 // Directories outside /sys/fs/cgroup are ignored.
 func runcCgroup(paths map[string]string) cgroup {
-	if p, ok := paths[""]; ok && isBelow(p, cgroupRoot) {
-		return cgroup{V2: true, Paths: []string{p}}
+	freezer, ok := paths["freezer"]
+	if !ok || !isBelow(freezer, cgroupRoot) {
+		if p, ok := paths[""]; ok && isBelow(p, cgroupRoot) {
+			return cgroup{V2: true, Paths: []string{p}}
+		}
+		return cgroup{}
 	}
-	var cg cgroup
-	if p, ok := paths["freezer"]; ok && isBelow(p, cgroupRoot) {
-		cg.Paths = []string{p}
-	}
+	cg := cgroup{Paths: []string{freezer}}
 	for _, p := range paths {
 		if isBelow(p, cgroupRoot) && !slices.Contains(cg.Paths, p) {
 			cg.Paths = append(cg.Paths, p)
