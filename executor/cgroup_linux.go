@@ -27,18 +27,24 @@ var cgroupV2Root string
 // cgroup is a container's control group, created for its init and inherited
 // by every process of the container. On cgroup v1 it is a directory in the
 // freezer hierarchy (to freeze, and to list and kill every process) and one
-// in the pids hierarchy when mounted; on cgroup v2 it is one directory,
-// whose cgroup.freeze and cgroup.kill need no controller. The layout is
-// detected when a container is created and recorded in its state, so later
-// processes use the same directories.
+// in each of the pids, memory, cpu and devices hierarchies that are
+// mounted (for limits and the device allow-list), below the creating
+// process's own cgroup of each, as runc places a relative cgroupsPath; on
+// cgroup v2 it is one directory, whose cgroup.freeze and cgroup.kill need
+// no controller. The layout is detected when a container is created and
+// recorded in its state, so later processes use the same directories.
 type cgroup struct {
 	V2    bool     `json:"v2,omitempty"`
 	Paths []string `json:"paths"` // the first one freezes and lists
 }
 
+// v1Hierarchies are the cgroup v1 hierarchies a container joins when they
+// are mounted, the freezer first.
+var v1Hierarchies = []string{"freezer", "pids", "memory", "cpu", "devices"}
+
 // newCgroup returns the layout for container id, without creating it:
-// cgroup v2 when /sys/fs/cgroup is a unified hierarchy, else the v1 freezer
-// (and pids) hierarchies, as on hybrid hosts.
+// cgroup v2 when /sys/fs/cgroup is a unified hierarchy, else the v1
+// hierarchies, as on hybrid hosts.
 func newCgroup(id string) (cgroup, error) {
 	name := filepath.Join("builder", id)
 	if cgroupV2Root != "" {
@@ -47,15 +53,73 @@ func newCgroup(id string) (cgroup, error) {
 	if fileExists(filepath.Join(cgroupRoot, "cgroup.controllers")) {
 		return cgroup{V2: true, Paths: []string{filepath.Join(cgroupRoot, name)}}, nil
 	}
-	freezer := filepath.Join(cgroupRoot, "freezer")
-	if !fileExists(filepath.Join(freezer, "cgroup.procs")) {
+	if !fileExists(filepath.Join(cgroupRoot, "freezer", "cgroup.procs")) {
 		return cgroup{}, errors.New("creating cgroup: neither a cgroup v2 hierarchy nor a v1 freezer hierarchy is mounted at " + cgroupRoot)
 	}
-	c := cgroup{Paths: []string{filepath.Join(freezer, name)}}
-	if pids := filepath.Join(cgroupRoot, "pids"); fileExists(filepath.Join(pids, "cgroup.procs")) {
-		c.Paths = append(c.Paths, filepath.Join(pids, name))
+	own, err := ownCgroups()
+	if err != nil {
+		return cgroup{}, err
+	}
+	var c cgroup
+	seen := map[string]bool{}
+	for _, h := range v1Hierarchies {
+		// cpu may be a link to the cpu,cpuacct hierarchy.
+		dir, err := filepath.EvalSymlinks(filepath.Join(cgroupRoot, h))
+		if err != nil || seen[dir] || !fileExists(filepath.Join(dir, "cgroup.procs")) {
+			continue
+		}
+		seen[dir] = true
+		c.Paths = append(c.Paths, filepath.Join(dir, own[h], name))
 	}
 	return c, nil
+}
+
+// ownCgroups maps each v1 controller to the calling process's cgroup in
+// its hierarchy, from /proc/self/cgroup.
+func ownCgroups() (map[string]string, error) {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return nil, fmt.Errorf("reading own cgroups: %w", err)
+	}
+	own := map[string]string{}
+	for _, l := range strings.Split(string(b), "\n") {
+		parts := strings.SplitN(l, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		for _, ctrl := range strings.Split(parts[1], ",") {
+			own[ctrl] = filepath.Clean("/" + parts[2])
+		}
+	}
+	return own, nil
+}
+
+// hierarchy returns the v1 hierarchy (its directory name below
+// /sys/fs/cgroup, such as "memory" or "cpu,cpuacct") of path p.
+func hierarchy(p string) string {
+	rel, err := filepath.Rel(cgroupRoot, p)
+	if err != nil {
+		return ""
+	}
+	h, _, _ := strings.Cut(rel, "/")
+	return h
+}
+
+// dir returns the cgroup's directory where controller's files are: the
+// one directory on v2, the one in controller's hierarchy on v1 ("" when
+// that hierarchy is not used).
+func (c cgroup) dir(controller string) string {
+	if c.V2 {
+		return c.Paths[0]
+	}
+	for _, p := range c.Paths {
+		for _, ctrl := range strings.Split(hierarchy(p), ",") {
+			if ctrl == controller {
+				return p
+			}
+		}
+	}
+	return ""
 }
 
 func fileExists(p string) bool {

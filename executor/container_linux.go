@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -25,6 +26,12 @@ func containerInit(cfg *initConfig, t *stubTracker, status *os.File) error {
 	// Report the stubs before the process may race with a kill.
 	writeMessage(status, initMessage{Cleanup: t.entries})
 	t.entries = nil
+	if err := waitNetwork(cfg); err != nil {
+		return err
+	}
+	if err := loadSeccomp(cfg.Spec.Linux.Seccomp); err != nil {
+		return err
+	}
 	pid, err := forkProcess(cfg.Spec.Process, nil, true)
 	if err != nil {
 		return err
@@ -34,13 +41,18 @@ func containerInit(cfg *initConfig, t *stubTracker, status *os.File) error {
 	return nil
 }
 
-// enterContainer is the setup every container init does: it builds the
-// root filesystem inside the init's own mount namespace, pivots into it,
-// and sets the hostname, the loopback interface, the limits and the
-// capability bounding set the process will get.
+// enterContainer is the setup every container init does: it joins the
+// namespaces the parent prepared (see isolate), builds the root
+// filesystem inside the init's own mount namespace, pivots into it, and
+// sets the hostname, the loopback interface, the limits and the
+// capability bounding set the process will get. The seccomp filter comes
+// last, just before the process starts.
 func enterContainer(cfg *initConfig, t *stubTracker) error {
 	sp := cfg.Spec
 	syscall.Umask(0)
+	if err := isolate(cfg, true); err != nil {
+		return err
+	}
 	if err := setupRootfs(cfg, t); err != nil {
 		return err
 	}
@@ -111,7 +123,18 @@ func setupRootfs(cfg *initConfig, t *stubTracker) error {
 		if err != nil {
 			return err
 		}
-		if err := applyMount(m, target); err != nil {
+		switch {
+		case m.Type == "cgroup":
+			err = mountCgroupFS(cfg.Cgroup, target)
+		case m.Destination == "/dev":
+			// Nodev: the standard devices are bound from the host (see
+			// bindHostDevice), so no node made in /dev can be opened.
+			m.Options = append(slices.Clone(m.Options), "nodev")
+			err = applyMount(m, target)
+		default:
+			err = applyMount(m, target)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -124,7 +147,7 @@ func prepareRootfs(cfg *initConfig, t *stubTracker) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("making mounts private: %w", err)
 	}
-	if err := mountOverlayWith(cfg.Rootfs, cfg.Lowers, cfg.Upper, cfg.Work, cfg.LegacyOverlay); err != nil {
+	if err := mountOverlayWith(cfg.Rootfs, cfg.Lowers, cfg.Upper, cfg.Work, overlayOptions{legacy: cfg.LegacyOverlay, nodev: cfg.NoDev}); err != nil {
 		return err
 	}
 	if err := t.mkdirPersistent(cfg.Spec.Process.Cwd); err != nil {

@@ -29,6 +29,45 @@
 // Either way the current binary must call Init first thing in main (and in
 // TestMain of test packages that run containers).
 //
+// # Isolation
+//
+// Every container, a RUN step's or a long-lived one, in either runtime,
+// is isolated at least as docker's defaults isolate one:
+//
+//   - Namespaces: mount, pid, UTS, IPC, cgroup, and network unless
+//     Spec.Network is "host".
+//   - Capabilities: docker's 14; none for a non-root user.
+//   - Seccomp: docker's default profile unless Spec.Seccomp says
+//     otherwise. runc gets it as linux.seccomp; the built-in init
+//     compiles it to BPF (pure Go) and loads it just before it starts the
+//     process, after its own setup (mounts, keyring) is done.
+//   - Network: "default" is a network namespace of its own, with a
+//     user-space NAT (slirp4netns or pasta, see CheckNetwork) that the
+//     executor starts for that namespace and stops with the container;
+//     the host's loopback and abstract unix sockets are out of reach. The
+//     NAT starts while the init sets the container up, which waits for it
+//     only before it starts the process. runc's container shares the
+//     namespace of the helper that execs runc.
+//   - Devices: a devices cgroup denies all but the standard devices and
+//     terminals (mknod is allowed, opening what it made is not): runc's,
+//     or the built-in runtime's on cgroup v1. The built-in runtime mounts
+//     /dev as a nodev tmpfs with the standard devices bound read-only
+//     from the host, and, on cgroup v2 (no BPF device program), the root
+//     filesystem nodev too. Extra mounts are nodev unless they say "dev".
+//   - Keyring: a new anonymous session keyring (runc: one named after
+//     the container), so the caller's keys are out of reach.
+//   - cgroups: a cgroup per container (builder/<id>, below the creating
+//     process's own cgroup in each v1 hierarchy, as runc places a relative
+//     cgroupsPath), with Spec.Resources applied, a cgroup namespace, and
+//     /sys/fs/cgroup mounted read-only inside. Cancelling a run kills the
+//     whole cgroup.
+//   - Lifetime: the built-in init dies with the caller's thread
+//     (parent-death signal), and the container with it (pid namespace).
+//     runc runs as pid 1 of a pid namespace of its own with the same
+//     parent-death signal, so its containers die with it too; what it
+//     leaves in its state directory is removed by CleanupRuncState, and
+//     temporary directories of dead owners by SweepTemp.
+//
 // # Long-lived containers
 //
 // StartContainer starts a container that lives beyond one call, with the
@@ -49,9 +88,9 @@
 //	bundle/     generated hosts and resolv.conf, the rootfs mountpoint
 //
 // The init is placed in a cgroup of its own, builder/<id>: in the v1
-// freezer and pids hierarchies where a v1 freezer is mounted (hybrid
-// hosts included), else in the v2 hierarchy, detected when the container
-// starts and recorded in state.json. The cgroup holds every process of the
+// freezer, pids, memory, cpu and devices hierarchies where a v1 freezer is
+// mounted (hybrid hosts included), else in the v2 hierarchy, detected when
+// the container starts and recorded in state.json. The cgroup holds every process of the
 // container, exec'd ones included: FreezeContainer and ThawContainer
 // freeze it, KillContainer with SIGKILL and RemoveContainer kill and wait
 // for what it lists (freezing it first on v1 so that nothing forks

@@ -47,7 +47,7 @@ func ExecContainer(ctx context.Context, stateDir string, p ProcessSpec, stdio IO
 	default:
 		return -1, fmt.Errorf("executing in container %s: %w", r.ID, ErrNotRunning)
 	}
-	s := Spec{Args: p.Args, Env: mergeEnv(r.Env, p.Env), Cwd: p.Cwd, User: p.User}
+	s := Spec{Args: p.Args, Env: mergeEnv(r.Env, p.Env), Cwd: p.Cwd, User: p.User, Seccomp: r.Seccomp}
 	if s.Cwd == "" {
 		s.Cwd = r.Cwd
 	}
@@ -126,7 +126,7 @@ var execNamespaces = []struct {
 	flag int
 }{
 	{"ipc", unix.CLONE_NEWIPC}, {"uts", unix.CLONE_NEWUTS}, {"net", unix.CLONE_NEWNET},
-	{"pid", unix.CLONE_NEWPID}, {"mnt", unix.CLONE_NEWNS},
+	{"pid", unix.CLONE_NEWPID}, {"cgroup", unix.CLONE_NEWCGROUP}, {"mnt", unix.CLONE_NEWNS},
 }
 
 // execHelper runs in the helper ExecContainer starts, on its main thread,
@@ -182,6 +182,9 @@ func execHelper(cfg *initConfig, status *os.File, ctrl *json.Decoder) error {
 	if err := limitCapabilities(sp.Process.Capabilities); err != nil {
 		return err
 	}
+	if err := newSessionKeyring(); err != nil {
+		return err
+	}
 	syscall.Umask(0o022)
 	var tty *terminal
 	var pumped <-chan struct{}
@@ -196,6 +199,9 @@ func execHelper(cfg *initConfig, status *os.File, ctrl *json.Decoder) error {
 	var pid, code int
 	if fi, serr := os.Stat(sp.Process.Cwd); serr != nil || !fi.IsDir() {
 		err = fmt.Errorf("changing to working directory %s: not a directory in the container", sp.Process.Cwd)
+		fmt.Fprintf(stderr, "builder: %v\n", err)
+		code = 126
+	} else if err = loadSeccomp(sp.Linux.Seccomp); err != nil {
 		fmt.Fprintf(stderr, "builder: %v\n", err)
 		code = 126
 	} else if pid, err = forkProcess(sp.Process, tty, false); err != nil {

@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 )
@@ -33,10 +34,32 @@ type Spec struct {
 	User string
 	// Hostname defaults to a random 12-character hex string.
 	Hostname string
-	// Network is "default" or "host" (share the host's network namespace,
-	// the default when empty) or "none" (a new network namespace with only
-	// the loopback interface, brought up).
+	// Network is "default" (also when empty), "host" or "none".
+	//
+	// "default" gives the container a network namespace of its own with
+	// the loopback interface up and outbound connectivity through a
+	// user-space NAT, pasta (preferred) or slirp4netns, which the runtime
+	// starts for that namespace and stops with it: the host's loopback
+	// services and abstract unix sockets are out of reach, outbound TCP
+	// and UDP work, and /etc/resolv.conf (unless ResolvConf is set) names
+	// the NAT's DNS forwarder (pasta: 169.254.1.1, forwarded to the host's
+	// first resolver; slirp4netns: 10.0.2.3). When neither tool is
+	// installed, "default" means "none", never the host's network;
+	// CheckNetwork reports that.
+	//
+	// "host" shares the host's network namespace. "none" is a namespace
+	// with only the loopback interface, brought up.
 	Network string
+	// Seccomp selects the seccomp filter of the process: "" for Docker's
+	// default profile (github.com/moby/profiles/seccomp, adjusted to the
+	// process's capabilities as Docker does), "unconfined" for none, or
+	// the path of a profile in Docker's JSON format (what docker run
+	// --security-opt seccomp=PATH takes). /proc/self/status then shows
+	// "Seccomp: 2" (filtered) or "Seccomp: 0" (unconfined).
+	Seccomp string
+	// Resources limits the container's memory, CPU and number of
+	// processes; the zero value means no limit.
+	Resources Resources
 	// Mounts are extra mounts, applied after the standard ones in order.
 	Mounts []Mount
 	// Hosts and ResolvConf are host files bind-mounted read-only onto
@@ -44,6 +67,28 @@ type Spec struct {
 	// hosts file (localhost and Hostname) and copies the host's
 	// /etc/resolv.conf. Mountpoint stubs never remain in the upperdir.
 	Hosts, ResolvConf string
+}
+
+// SeccompUnconfined is the Spec.Seccomp value that runs the process
+// without a seccomp filter.
+const SeccompUnconfined = "unconfined"
+
+// Resources are the limits of a container's cgroup. Every process of the
+// container counts: its init (built-in runtime) and whatever the process
+// starts. Zero fields mean no limit.
+type Resources struct {
+	// Memory is the memory limit in bytes (docker --memory): cgroup v1
+	// memory.limit_in_bytes, v2 memory.max. Exceeding it invokes the OOM
+	// killer inside the container.
+	Memory int64
+	// CPUs is the number of CPUs the container may use (docker --cpus,
+	// e.g. 1.5): a CFS quota of CPUs times a 100ms period (v1
+	// cpu.cfs_quota_us and cpu.cfs_period_us, v2 cpu.max).
+	CPUs float64
+	// PidsLimit is the maximum number of processes and threads (docker
+	// --pids-limit): v1 and v2 pids.max. Negative means unlimited, as
+	// with docker.
+	PidsLimit int64
 }
 
 // Mount is an extra mount at a path inside the container, such as the ones
@@ -75,6 +120,12 @@ type IO struct {
 	// ones resize it. Run ignores it.
 	Resize <-chan [2]uint16
 }
+
+// ErrNoNAT reports that neither pasta nor slirp4netns is installed, so
+// that a container's default network has no outbound connectivity: it
+// gets a network namespace with only the loopback interface, as with
+// Spec.Network "none", and never the host's (see CheckNetwork).
+var ErrNoNAT = errors.New("no pasta or slirp4netns: RUN steps have no network")
 
 // ExitError reports that the process ran and exited with a non-zero status.
 // A process killed by signal N reports 128+N, as a shell would.

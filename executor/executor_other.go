@@ -64,3 +64,13 @@ func ExecContainer(ctx context.Context, stateDir string, p ProcessSpec, stdio IO
 
 // RemoveContainer needs Linux.
 func RemoveContainer(stateDir string) error { return errUnsupported }
+
+// CheckNetwork needs Linux network namespaces.
+func CheckNetwork() error { return errUnsupported }
+
+// CleanupRuncState has nothing to clean up on this OS, where no runtime
+// runs.
+func CleanupRuncState(dir string) error { return nil }
+
+// SweepTemp has nothing to sweep on this OS, where no container runs.
+func SweepTemp() error { return nil }

@@ -54,6 +54,17 @@ type initConfig struct {
 	User   string      `json:"user"`
 	// LegacyOverlay forces mount(2) for the overlay (tests).
 	LegacyOverlay bool `json:"legacyOverlay,omitempty"`
+	// NetNS makes the child join the network namespace open as netnsFD.
+	NetNS bool `json:"netns,omitempty"`
+	// NetReady makes the child wait for the NAT (see waitNetwork) before
+	// it starts the process.
+	NetReady bool `json:"netReady,omitempty"`
+	// Cgroup is the container's cgroup, which the built-in runtime's init
+	// mounts on /sys/fs/cgroup.
+	Cgroup *cgroup `json:"cgroup,omitempty"`
+	// NoDev mounts the root filesystem nodev, where no devices cgroup
+	// stops the process from opening a device node it made.
+	NoDev bool `json:"nodev,omitempty"`
 
 	// External runtime only.
 	Runtime  string `json:"runtime,omitempty"` // absolute path of the binary
@@ -146,6 +157,9 @@ func runInit(mode string, t *stubTracker, status *os.File) error {
 		return longLivedInit(&cfg, t, status, dec)
 	case modeExec:
 		return execHelper(&cfg, status, dec)
+	case modeNAT:
+		f.Close()
+		return natKeeper(status)
 	}
 	f.Close()
 	switch mode {
@@ -209,8 +223,9 @@ type helperProc struct {
 
 // startHelper re-executes the current binary in mode, with stdio and sys,
 // and waits for it in the background. The caller sends the config on
-// h.ctrl and must drain h.msgs.
-func startHelper(mode string, stdio IO, sys *syscall.SysProcAttr) (*helperProc, error) {
+// h.ctrl and must drain h.msgs. extra are further descriptors for the
+// child, from 5 on (netnsFD).
+func startHelper(mode string, stdio IO, sys *syscall.SysProcAttr, extra ...*os.File) (*helperProc, error) {
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("creating config pipe: %w", err)
@@ -228,7 +243,7 @@ func startHelper(mode string, stdio IO, sys *syscall.SysProcAttr) (*helperProc, 
 		Stdin:       stdio.Stdin,
 		Stdout:      stdio.Stdout,
 		Stderr:      stdio.Stderr,
-		ExtraFiles:  []*os.File{cfgR, stW},
+		ExtraFiles:  append([]*os.File{cfgR, stW}, extra...),
 		SysProcAttr: sys,
 		// Every process of the container is gone when the child is, so
 		// output copying ends promptly; only a blocking Stdin may linger.
@@ -262,19 +277,44 @@ func startHelper(mode string, stdio IO, sys *syscall.SysProcAttr) (*helperProc, 
 	return h, nil
 }
 
-// runHelper re-executes the current binary in new namespaces (cloneflags),
-// sends it cfg and waits for it. When ctx is done it calls cancel (nil
-// kills the child) and, if the child still lives after a grace period,
-// kills it. It returns the child's state, its messages, and an error only
-// when the child could not be started or waited for.
-func runHelper(ctx context.Context, cfg *initConfig, cloneflags uintptr, stdio IO, cancel func(*exec.Cmd)) (*os.ProcessState, helperResult, error) {
+// helperOptions are how runHelper starts a child.
+type helperOptions struct {
+	// cloneflags are the namespaces the child is created in.
+	cloneflags uintptr
+	// extra are further descriptors for the child (see startHelper).
+	extra []*os.File
+	// started, when set, is called with the child's pid before the child
+	// gets its config (and so before it does anything); an error kills
+	// the child.
+	started func(pid int) error
+	// cancel, when set, is called instead of killing the child when ctx
+	// is done.
+	cancel func(*exec.Cmd)
+}
+
+// runHelper re-executes the current binary as o says, sends it cfg and
+// waits for it. When ctx is done it calls o.cancel (nil kills the child)
+// and, if the child still lives after a grace period, kills it. It
+// returns the child's state, its messages, and an error only when the
+// child could not be started or waited for.
+func runHelper(ctx context.Context, cfg *initConfig, stdio IO, o helperOptions) (*os.ProcessState, helperResult, error) {
 	// Pdeathsig follows the thread that forked the child: keep it alive
 	// and ours until the child is gone.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	h, err := startHelper(cfg.Mode, stdio, &syscall.SysProcAttr{Cloneflags: cloneflags, Pdeathsig: syscall.SIGKILL})
+	h, err := startHelper(cfg.Mode, stdio, &syscall.SysProcAttr{Cloneflags: o.cloneflags, Pdeathsig: syscall.SIGKILL}, o.extra...)
 	if err != nil {
 		return nil, helperResult{}, err
+	}
+	if o.started != nil {
+		if err := o.started(h.cmd.Process.Pid); err != nil {
+			_ = h.cmd.Process.Kill()
+			h.ctrl.Close()
+			<-h.exited
+			for range h.msgs {
+			}
+			return nil, helperResult{}, err
+		}
 	}
 	go func() {
 		_ = json.NewEncoder(h.ctrl).Encode(cfg)
@@ -285,8 +325,8 @@ func runHelper(ctx context.Context, cfg *initConfig, cloneflags uintptr, stdio I
 	select {
 	case <-h.exited:
 	case <-ctx.Done():
-		if cancel != nil {
-			cancel(h.cmd)
+		if o.cancel != nil {
+			o.cancel(h.cmd)
 		} else {
 			_ = h.cmd.Process.Kill()
 		}

@@ -43,6 +43,9 @@ type containerRecord struct {
 	Env  []string `json:"env"`
 	Cwd  string   `json:"cwd"`
 	User string   `json:"user,omitempty"`
+	// Seccomp is the container's Spec.Seccomp, which exec'd processes
+	// get too.
+	Seccomp string `json:"seccomp,omitempty"`
 }
 
 // StartContainer starts a long-lived container with the built-in runtime
@@ -99,7 +102,7 @@ func StartContainer(ctx context.Context, runtime string, cfg ContainerConfig, st
 	}
 	rec := &containerRecord{
 		ID: cfg.ID, Created: created, Cgroup: cg, Upper: p.spec.Upper, StopSignal: int(cfg.StopSignal),
-		Env: p.oci.Process.Env, Cwd: p.oci.Process.Cwd, User: p.spec.User,
+		Env: p.oci.Process.Env, Cwd: p.oci.Process.Cwd, User: p.spec.User, Seccomp: p.spec.Seccomp,
 	}
 	// Recorded before the cgroup exists, so that RemoveContainer finds it
 	// whatever happens next.
@@ -124,6 +127,15 @@ func startInit(ctx context.Context, dir string, rec *containerRecord, p *prepare
 	if err := rec.Cgroup.create(); err != nil {
 		return ContainerState{}, err
 	}
+	devices, err := rec.Cgroup.setResources(p.oci.Linux.Resources)
+	if err != nil {
+		return ContainerState{}, err
+	}
+	nat, err := newContainerNAT(cfg.Spec)
+	if err != nil {
+		return ContainerState{}, err
+	}
+	defer nat.close()
 	// A container killed while paused left its cgroup frozen.
 	if frozen, err := rec.Cgroup.frozen(); err != nil || frozen {
 		if err := rec.Cgroup.setFrozen(false); err != nil {
@@ -132,6 +144,7 @@ func startInit(ctx context.Context, dir string, rec *containerRecord, p *prepare
 	}
 	icfg := p.config(modeContainer)
 	icfg.Container = &containerInitConfig{StateDir: dir, Detach: cfg.Detach}
+	icfg.Cgroup, icfg.NoDev, icfg.NetNS = &rec.Cgroup, !devices, nat != nil
 	if cfg.Terminal {
 		icfg.Terminal = initialSize(stdio.Resize)
 	}
@@ -147,7 +160,7 @@ func startInit(ctx context.Context, dir string, rec *containerRecord, p *prepare
 	// No Pdeathsig: the init outlives this thread; an attached one learns
 	// that its caller is gone from the end of its config pipe. Its own
 	// session keeps it out of the caller's terminal job control.
-	h, err := startHelper(modeContainer, hio, &syscall.SysProcAttr{Cloneflags: namespaceFlags(p.oci), Setsid: true})
+	h, err := startHelper(modeContainer, hio, &syscall.SysProcAttr{Cloneflags: namespaceFlags(p.oci, nat != nil), Setsid: true}, nat.initFiles()...)
 	if err != nil {
 		return ContainerState{}, err
 	}
@@ -159,6 +172,9 @@ func startInit(ctx context.Context, dir string, rec *containerRecord, p *prepare
 		if err = rec.Cgroup.add(rec.Pid); err == nil {
 			err = rec.write(dir)
 		}
+	}
+	if err == nil && nat != nil {
+		err = nat.start(icfg)
 	}
 	if err != nil {
 		kill()

@@ -9,5 +9,8 @@ func TestMain(m *testing.M) {
 	if Init() {
 		return
 	}
+	if runProbe() {
+		return
+	}
 	os.Exit(m.Run())
 }

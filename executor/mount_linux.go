@@ -117,13 +117,19 @@ func bindMount(src, target string, flags uintptr) error {
 	return nil
 }
 
-// createDevices creates the spec's device nodes and the usual /dev
-// symlinks inside the merged root, whose /dev is a fresh tmpfs by now.
+// createDevices provides the spec's devices, bound from the host's where
+// it has them and made with mknod otherwise, and the usual /dev symlinks
+// inside the merged root, whose /dev is a fresh tmpfs by now.
 func createDevices(t *stubTracker, devs []specs.LinuxDevice) error {
 	for _, d := range devs {
 		full, _, err := t.resolve(d.Path)
 		if err != nil {
 			return err
+		}
+		if bound, err := bindHostDevice(d, full); err != nil {
+			return err
+		} else if bound {
+			continue
 		}
 		mode := uint32(0o666)
 		if d.FileMode != nil {

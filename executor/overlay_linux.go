@@ -19,17 +19,28 @@ var overlayFixedOptions = [][2]string{{"redirect_dir", "off"}, {"metacopy", "off
 // which takes one lower directory per call and so has no length limit, and
 // falls back to mount(2) on kernels without "lowerdir+" (before 6.8).
 func mountOverlay(target string, lowers []string, upper, work string) error {
-	return mountOverlayWith(target, lowers, upper, work, false)
+	return mountOverlayWith(target, lowers, upper, work, overlayOptions{})
 }
 
-// mountOverlayWith is mountOverlay; legacy forces mount(2).
-func mountOverlayWith(target string, lowers []string, upper, work string, legacy bool) error {
+// overlayOptions are mountOverlayWith's options.
+type overlayOptions struct {
+	legacy bool // use mount(2)
+	nodev  bool // mount nodev
+}
+
+// mountOverlayWith is mountOverlay with options.
+func mountOverlayWith(target string, lowers []string, upper, work string, o overlayOptions) error {
 	if len(lowers) == 0 {
 		return errors.New("mounting overlay: no lower directory")
 	}
+	var attr int
+	var flags uintptr
+	if o.nodev {
+		attr, flags = unix.MOUNT_ATTR_NODEV, unix.MS_NODEV
+	}
 	err := errNoLowerdirPlus
-	if !legacy {
-		err = mountOverlayFsconfig(target, lowers, upper, work)
+	if !o.legacy {
+		err = mountOverlayFsconfig(target, lowers, upper, work, attr)
 	}
 	if err == nil {
 		return nil
@@ -37,7 +48,7 @@ func mountOverlayWith(target string, lowers []string, upper, work string, legacy
 	if !errors.Is(err, unix.ENOSYS) && !errors.Is(err, errNoLowerdirPlus) {
 		return fmt.Errorf("mounting overlay on %s: %w", target, err)
 	}
-	if err := mountOverlayLegacy(target, lowers, upper, work); err != nil {
+	if err := mountOverlayLegacy(target, lowers, upper, work, flags); err != nil {
 		return fmt.Errorf("mounting overlay on %s: %w", target, err)
 	}
 	return nil
@@ -45,7 +56,7 @@ func mountOverlayWith(target string, lowers []string, upper, work string, legacy
 
 var errNoLowerdirPlus = errors.New(`kernel does not support "lowerdir+"`)
 
-func mountOverlayFsconfig(target string, lowers []string, upper, work string) (err error) {
+func mountOverlayFsconfig(target string, lowers []string, upper, work string, attr int) (err error) {
 	fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("opening overlay filesystem context: %w", err)
@@ -80,7 +91,7 @@ func mountOverlayFsconfig(target string, lowers []string, upper, work string) (e
 	if err := unix.FsconfigCreate(fd); err != nil {
 		return fmt.Errorf("creating overlay: %w", err)
 	}
-	mfd, err := unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, 0)
+	mfd, err := unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, attr)
 	if err != nil {
 		return fmt.Errorf("creating overlay mount: %w", err)
 	}
@@ -108,7 +119,7 @@ func fsLog(fd int) string {
 // mountOverlayLegacy uses mount(2). Its options must fit in a page, so
 // when absolute paths are too long it changes to the directory all of them
 // share and passes relative paths.
-func mountOverlayLegacy(target string, lowers []string, upper, work string) error {
+func mountOverlayLegacy(target string, lowers []string, upper, work string, flags uintptr) error {
 	dirs := append([]string(nil), lowers...)
 	if upper != "" {
 		dirs = append(dirs, upper, work)
@@ -120,7 +131,7 @@ func mountOverlayLegacy(target string, lowers []string, upper, work string) erro
 	}
 	data := overlayData(lowers, upper, work)
 	if len(data) < os.Getpagesize() {
-		return unix.Mount("overlay", target, "overlay", 0, data)
+		return unix.Mount("overlay", target, "overlay", flags, data)
 	}
 	common := commonDir(dirs)
 	if common == "/" {
@@ -153,7 +164,7 @@ func mountOverlayLegacy(target string, lowers []string, upper, work string) erro
 		return fmt.Errorf("changing to %s: %w", common, err)
 	}
 	defer unix.Chdir(wd)
-	return unix.Mount("overlay", absTarget, "overlay", 0, data)
+	return unix.Mount("overlay", absTarget, "overlay", flags, data)
 }
 
 func overlayData(lowers []string, upper, work string) string {

@@ -40,17 +40,24 @@ func withRootfsLocked(mounts []RootfsMount, fn func(roots []string) error) error
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("making mounts private: %w", err)
 	}
-	tmp, err := os.MkdirTemp("", "builder-rootfs-")
+	tmp, lock, err := makeTempDir(rootfsDirPrefix)
 	if err != nil {
 		return err
 	}
-	// The mounts vanish with the namespace; the directories do not.
-	defer os.RemoveAll(tmp)
+	// The mounts vanish with the namespace; the directory does not. It is
+	// removed once nothing is mounted on it in this namespace either, on
+	// every return; SweepTemp removes it after a crash.
+	defer func() {
+		_ = os.Remove(tmp)
+		lock.Close()
+	}()
 	// Mount a private tmpfs over the scratch dir so that mountpoints are
 	// never visible on the host filesystem's directory either.
 	if err := unix.Mount("tmpfs", tmp, "tmpfs", 0, "mode=700"); err != nil {
 		return fmt.Errorf("mounting scratch tmpfs: %w", err)
 	}
+	// Detaching the tmpfs detaches everything below it.
+	defer unix.Unmount(tmp, unix.MNT_DETACH)
 	roots := make([]string, len(mounts))
 	for i, m := range mounts {
 		dir := fmt.Sprintf("%s/%d", tmp, i)
@@ -62,12 +69,7 @@ func withRootfsLocked(mounts []RootfsMount, fn func(roots []string) error) error
 		}
 		roots[i] = dir
 	}
-	err = fn(roots)
-	for i := len(roots) - 1; i >= 0; i-- {
-		unix.Unmount(roots[i], unix.MNT_DETACH)
-	}
-	unix.Unmount(tmp, unix.MNT_DETACH)
-	return err
+	return fn(roots)
 }
 
 func mountRootfs(dir string, m RootfsMount) error {

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -34,18 +36,123 @@ func (builtin) Run(ctx context.Context, s Spec, stdio IO) error {
 		return err
 	}
 	defer p.close()
-	st, res, err := runHelper(ctx, p.config(modeInit), namespaceFlags(p.oci), stdio, nil)
-	return finish(ctx, p, st, res, err, nil)
+	iso, err := isolateRun(s, p.oci, true)
+	if err != nil {
+		return err
+	}
+	defer iso.close()
+	cfg := p.config(modeInit)
+	cfg.Cgroup, cfg.NoDev = iso.cgroup, !iso.devices
+	cfg.NetNS, cfg.NetReady = iso.net != nil, iso.net != nil
+	st, res, err := runHelper(ctx, cfg, stdio, helperOptions{
+		cloneflags: namespaceFlags(p.oci, iso.net != nil),
+		extra:      iso.files(),
+		started:    iso.cgroup.add,
+		cancel: func(cmd *exec.Cmd) {
+			_ = iso.cgroup.killAll()
+			_ = cmd.Process.Kill()
+		},
+	})
+	return finish(ctx, p, st, iso.natFailure(res), err, nil)
 }
 
 // namespaceFlags are the clone flags of the namespaces the built-in
-// runtime's init gets.
-func namespaceFlags(sp *specs.Spec) uintptr {
+// runtime's init gets. With joinNet it joins a network namespace made for
+// it rather than creating one. The cgroup namespace is created by the
+// init itself, once it is in its cgroup.
+func namespaceFlags(sp *specs.Spec, joinNet bool) uintptr {
 	flags := uintptr(syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC)
-	if hasNamespace(sp, specs.NetworkNamespace) {
+	if hasNamespace(sp, specs.NetworkNamespace) && !joinNet {
 		flags |= syscall.CLONE_NEWNET
 	}
 	return flags
+}
+
+// runIsolation is what a run gets around its namespaces: a cgroup of its
+// own (built-in runtime; runc makes its own), and the network namespace
+// with its NAT for the default network.
+type runIsolation struct {
+	cgroup *cgroup
+	// devices reports that the cgroup enforces the device rules.
+	devices bool
+	net     *netns
+	// ready is the child's end of the pipe that tells it the NAT is
+	// ready, and natErr the NAT's outcome (see netns.signalReady).
+	ready  *os.File
+	natErr <-chan error
+}
+
+// isolateRun creates the cgroup (withCgroup) with sp's limits and device
+// rules, and the network namespace of s.
+func isolateRun(s Spec, sp *specs.Spec, withCgroup bool) (_ *runIsolation, err error) {
+	iso := &runIsolation{}
+	defer func() {
+		if err != nil {
+			iso.close()
+		}
+	}()
+	if withCgroup {
+		cg, err := newCgroup("run-" + randomHostname() + randomHostname())
+		if err != nil {
+			return nil, err
+		}
+		if err := cg.create(); err != nil {
+			return nil, err
+		}
+		iso.cgroup = &cg
+		if iso.devices, err = cg.setResources(sp.Linux.Resources); err != nil {
+			return nil, err
+		}
+	}
+	if iso.net, err = containerNetwork(s); err != nil || iso.net == nil {
+		return iso, err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("creating network readiness pipe: %w", err)
+	}
+	iso.ready, iso.natErr = r, iso.net.signalReady(w)
+	return iso, nil
+}
+
+// files are the descriptors the child gets from netnsFD on.
+func (iso *runIsolation) files() []*os.File {
+	if iso.net == nil {
+		return nil
+	}
+	return []*os.File{iso.net.file, iso.ready}
+}
+
+// natFailure replaces the child's report that the network could not be
+// set up with the NAT's own error.
+func (iso *runIsolation) natFailure(res helperResult) helperResult {
+	if res.err != errNetworkFailed.Error() || iso.natErr == nil {
+		return res
+	}
+	if err := <-iso.natErr; err != nil {
+		res.err = err.Error()
+	}
+	return res
+}
+
+// close kills whatever is left in the cgroup and removes it, and stops the
+// network.
+func (iso *runIsolation) close() {
+	if cg := iso.cgroup; cg != nil {
+		// Normally empty by now: the init is gone, and with it its pid
+		// namespace.
+		if pids, err := cg.procs(); err != nil || len(pids) > 0 {
+			_ = cg.killAll()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_ = cg.waitEmpty(ctx)
+			cancel()
+		}
+		_ = cg.remove()
+	}
+	iso.net.close()
+	if iso.ready != nil {
+		iso.ready.Close()
+	}
 }
 
 // finish removes the stubs and turns a child's outcome into Run's error.
@@ -81,6 +188,8 @@ type prepared struct {
 	oci    *specs.Spec
 	dir    string
 	rootfs string
+	// lock holds the lock of a temporary run directory (see makeTempDir).
+	lock *os.File
 }
 
 func prepare(s Spec) (*prepared, error) { return prepareIn(s, "") }
@@ -94,15 +203,16 @@ func prepareIn(s Spec, dir string) (_ *prepared, err error) {
 	if s.Upper == "" || s.Work == "" {
 		return nil, errors.New("validating spec: upper and work directories are required")
 	}
+	var lock *os.File
 	if dir == "" {
-		dir, err = os.MkdirTemp("", "builder-run-")
+		dir, lock, err = makeTempDir(runDirPrefix)
 	} else {
 		err = os.Mkdir(dir, 0o700)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("creating run directory: %w", err)
 	}
-	p := &prepared{dir: dir, rootfs: filepath.Join(dir, "rootfs")}
+	p := &prepared{dir: dir, rootfs: filepath.Join(dir, "rootfs"), lock: lock}
 	defer func() {
 		if err != nil {
 			p.close()
@@ -123,7 +233,7 @@ func prepareIn(s Spec, dir string) (_ *prepared, err error) {
 			return nil, fmt.Errorf("reading host resolv.conf: %w", err)
 		}
 		s.ResolvConf = filepath.Join(dir, "resolv.conf")
-		if err := os.WriteFile(s.ResolvConf, b, 0o644); err != nil {
+		if err := os.WriteFile(s.ResolvConf, resolvConf(s.Network, b), 0o644); err != nil {
 			return nil, fmt.Errorf("writing resolv.conf: %w", err)
 		}
 	}
@@ -170,14 +280,13 @@ func (p *prepared) config(mode string) *initConfig {
 	}
 }
 
-// close removes the run directory. The rootfs mountpoint is removed with
-// os.Remove first: should anything still be mounted there, that fails and
-// nothing below it is touched.
+// close removes the run directory (see removeRunDir) and releases its
+// lock.
 func (p *prepared) close() {
-	if err := os.Remove(p.rootfs); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return
+	_ = removeRunDir(p.dir)
+	if p.lock != nil {
+		p.lock.Close()
 	}
-	_ = os.RemoveAll(p.dir)
 }
 
 // clampRlimits lowers the spec's limits to the current hard limits when

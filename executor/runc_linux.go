@@ -8,9 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
-	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // ociRuntime runs containers with an external runtime that has runc's
@@ -33,10 +36,16 @@ func newOCIRuntime(name string) (Executor, error) {
 	return &ociRuntime{name: name, path: p}, nil
 }
 
-// Run implements Executor. A helper process unshares a mount namespace,
-// mounts the overlay on the bundle's rootfs, creates mountpoint stubs,
-// writes config.json and execs "<runtime> run", so the rootfs mount exists
-// only in that namespace and vanishes with the container.
+// Run implements Executor. A helper process is created in a new mount and
+// pid namespace (and joins the run's network namespace); it mounts the
+// overlay on the bundle's rootfs, creates mountpoint stubs, writes
+// config.json and execs "<runtime> run". The rootfs mount exists only in
+// that mount namespace, and the runtime is pid 1 of that pid namespace,
+// with this thread's death as its parent-death signal: when the runtime
+// dies, however it dies (this process killed, ctx cancelled), the kernel
+// kills every process of the container with it, since the container's
+// own pid namespace is nested in the runtime's. What the runtime leaves in
+// its state directory then is removed with CleanupRuncState.
 func (r *ociRuntime) Run(ctx context.Context, s Spec, stdio IO) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -46,38 +55,42 @@ func (r *ociRuntime) Run(ctx context.Context, s Spec, stdio IO) error {
 		return err
 	}
 	defer p.close()
+	iso, err := isolateRun(s, p.oci, false)
+	if err != nil {
+		return err
+	}
+	defer iso.close()
 	cfg := p.config(modeRuntime)
 	cfg.Spec.Root.Path = p.rootfs
 	cfg.Runtime = r.path
 	cfg.Bundle = p.dir
-	cfg.StateDir = filepath.Join(p.dir, "state")
+	cfg.StateDir = filepath.Join(p.dir, runcStateDir)
 	cfg.ID = "builder-" + randomHostname()
 	cfg.Log = filepath.Join(p.dir, "runtime.log")
+	// Relative: the runtime creates it below its own cgroup in each
+	// hierarchy.
+	cfg.Spec.Linux.CgroupsPath = filepath.Join("builder", cfg.ID)
+	if iso.net != nil {
+		// The container shares the helper's network namespace.
+		cfg.NetNS, cfg.NetReady = true, true
+		cfg.Spec.Linux.Namespaces = slices.DeleteFunc(cfg.Spec.Linux.Namespaces, func(ns specs.LinuxNamespace) bool {
+			return ns.Type == specs.NetworkNamespace
+		})
+	}
 	if err := os.Mkdir(cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("creating runtime state directory: %w", err)
 	}
-	cancel := func(cmd *exec.Cmd) {
-		// Until the runtime has created the container there is nothing to
-		// kill, so keep trying while the helper lives.
-		exited := make(chan struct{})
-		go func() {
-			defer close(exited)
-			for i := 0; i < 50; i++ {
-				_ = r.command(cfg.StateDir, "kill", cfg.ID, "KILL").Run()
-				if cmd.Process.Signal(syscall.Signal(0)) != nil {
-					return
-				}
-				time.Sleep(200 * time.Millisecond)
-			}
-			_ = cmd.Process.Kill()
-		}()
-		<-exited
+	st, res, err := runHelper(ctx, cfg, stdio, helperOptions{
+		cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID,
+		extra:      iso.files(),
+	})
+	// "run" deletes the container when it ends normally; a killed runtime
+	// leaves its state and cgroups.
+	cerr := CleanupRuncState(cfg.StateDir)
+	if err := finish(ctx, p, st, iso.natFailure(res), err, func() error { return r.logError(cfg.Log) }); err != nil {
+		return err
 	}
-	st, res, err := runHelper(ctx, cfg, syscall.CLONE_NEWNS, stdio, cancel)
-	// "run" deletes the container when it ends normally; a forced delete
-	// covers a killed or failed runtime.
-	_ = r.command(cfg.StateDir, "delete", "-f", cfg.ID).Run()
-	return finish(ctx, p, st, res, err, func() error { return r.logError(cfg.Log) })
+	return cerr
 }
 
 func (r *ociRuntime) command(stateDir string, args ...string) *exec.Cmd {
@@ -109,8 +122,16 @@ func (r *ociRuntime) logError(log string) error {
 // writes the bundle's config.json and execs the runtime. It returns only
 // on error.
 func runtimeHelper(cfg *initConfig, t *stubTracker, status *os.File) error {
+	if err := isolate(cfg, false); err != nil {
+		return err
+	}
 	if err := prepareRootfs(cfg, t); err != nil {
 		return err
+	}
+	// The runtime is pid 1 of a new pid namespace: it must see that
+	// namespace's pids in /proc, or it would look at host processes.
+	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("mounting /proc for the runtime: %w", err)
 	}
 	// The runtime mounts these itself; stubs it would create outside
 	// other mounts would land in the upperdir, so create and record them
@@ -136,6 +157,9 @@ func runtimeHelper(cfg *initConfig, t *stubTracker, status *os.File) error {
 	}
 	writeMessage(status, initMessage{Cleanup: t.entries})
 	t.entries = nil
+	if err := waitNetwork(cfg); err != nil {
+		return err
+	}
 	argv := []string{filepath.Base(cfg.Runtime), "--root", cfg.StateDir, "--log", cfg.Log, "--log-format", "json",
 		"run", "--bundle", cfg.Bundle, cfg.ID}
 	err = syscall.Exec(cfg.Runtime, argv, os.Environ())

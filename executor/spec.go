@@ -57,8 +57,12 @@ var (
 	}
 )
 
-// OCI returns the runtime-spec configuration for s. It is pure: it reads no
-// files, so it works on any OS. Root.Path is "rootfs".
+// OCI returns the runtime-spec configuration for s. It is pure but for
+// reading the seccomp profile Spec.Seccomp names, if any, so it works on
+// any OS; the seccomp section is filled in on Linux only, where Docker's
+// profiles are defined. Root.Path is "rootfs". The network namespace is
+// listed unless Network is "host"; the runners may provide it themselves
+// (see Spec.Network).
 //
 // User is only partly resolved here: "" becomes root, a numeric "uid" or
 // "uid:gid" becomes those IDs, and a name stays in Process.User.Username
@@ -107,19 +111,19 @@ func (s Spec) OCI() (*specs.Spec, error) {
 				{Type: specs.IPCNamespace},
 			},
 			// The standard devices (/dev/null, zero, full, random, urandom,
-			// tty) are not listed: the runtime-spec has runtimes provide
-			// them, and runc 1.1 then denies their use in the devices
-			// cgroup. Deny all others; runc 1.1 denies even the standard
-			// ones without this rule.
-			Resources: &specs.LinuxResources{
-				Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}},
-			},
+			// tty) are not listed in Devices: the runtime-spec has runtimes
+			// provide them.
+			Resources:     s.Resources.oci(),
 			MaskedPaths:   append([]string(nil), maskedPaths...),
 			ReadonlyPaths: append([]string(nil), readonlyPaths...),
 		},
 	}
-	if s.Network == NetworkNone {
+	if s.Network != NetworkHost {
 		sp.Linux.Namespaces = append(sp.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+	}
+	sp.Linux.Namespaces = append(sp.Linux.Namespaces, specs.LinuxNamespace{Type: specs.CgroupNamespace})
+	if sp.Linux.Seccomp, err = seccompProfile(s.Seccomp, sp); err != nil {
+		return nil, err
 	}
 	for _, f := range []struct{ src, dst string }{{s.Hosts, "/etc/hosts"}, {s.ResolvConf, "/etc/resolv.conf"}} {
 		if f.src != "" {
@@ -154,6 +158,9 @@ func (s Spec) validate() error {
 	default:
 		return fmt.Errorf("validating spec: unknown network mode %q (want default, host or none)", s.Network)
 	}
+	if r := s.Resources; r.Memory < 0 || r.CPUs < 0 || (r.CPUs > 0 && r.CPUs*cfsPeriod < 1000) {
+		return fmt.Errorf("validating spec: invalid resources %+v (memory and CPUs must not be negative, CPUs at least 0.01)", r)
+	}
 	for _, e := range s.Env {
 		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
 			return fmt.Errorf("validating spec: environment entry %q is not KEY=VALUE", e)
@@ -187,6 +194,10 @@ func (m Mount) oci() specs.Mount {
 		om.Source = "tmpfs"
 	}
 	om.Options = append(om.Options, m.Options...)
+	// A device node in a mount is no way to reach a host device.
+	if !hasOption(om.Options, "dev") && !hasOption(om.Options, "nodev") {
+		om.Options = append(om.Options, "nodev")
+	}
 	return om
 }
 
@@ -207,7 +218,52 @@ func standardMounts() []specs.Mount {
 		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
 		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
 		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
 	}
+}
+
+// defaultDeviceRules are the devices cgroup rules of every container, as
+// in Docker: deny everything, then allow creating any device node (mknod)
+// but reading and writing only the standard devices and terminals.
+func defaultDeviceRules() []specs.LinuxDeviceCgroup {
+	num := func(n int64) *int64 { return &n }
+	rule := func(typ string, major, minor *int64, access string) specs.LinuxDeviceCgroup {
+		return specs.LinuxDeviceCgroup{Allow: true, Type: typ, Major: major, Minor: minor, Access: access}
+	}
+	return []specs.LinuxDeviceCgroup{
+		{Allow: false, Access: "rwm"},
+		rule("c", nil, nil, "m"),
+		rule("b", nil, nil, "m"),
+		rule("c", num(1), num(3), "rwm"), // null
+		rule("c", num(1), num(5), "rwm"), // zero
+		rule("c", num(1), num(7), "rwm"), // full
+		rule("c", num(1), num(8), "rwm"), // random
+		rule("c", num(1), num(9), "rwm"), // urandom
+		rule("c", num(5), num(0), "rwm"), // tty
+		rule("c", num(5), num(1), "rwm"), // console
+		rule("c", num(5), num(2), "rwm"), // ptmx
+		rule("c", num(136), nil, "rwm"),  // pts/*
+	}
+}
+
+// cfsPeriod is the CFS period (microseconds) the CPU limit is a quota of.
+const cfsPeriod = 100000
+
+// oci returns the runtime-spec resources: r's limits and the default
+// device rules.
+func (r Resources) oci() *specs.LinuxResources {
+	res := &specs.LinuxResources{Devices: defaultDeviceRules()}
+	if r.Memory > 0 {
+		res.Memory = &specs.LinuxMemory{Limit: &r.Memory}
+	}
+	if r.CPUs > 0 {
+		quota, period := int64(r.CPUs*cfsPeriod), uint64(cfsPeriod)
+		res.CPU = &specs.LinuxCPU{Quota: &quota, Period: &period}
+	}
+	if r.PidsLimit > 0 {
+		res.Pids = &specs.LinuxPids{Limit: &r.PidsLimit}
+	}
+	return res
 }
 
 // standardDevices are the devices every container gets (runtime-spec

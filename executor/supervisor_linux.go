@@ -99,8 +99,11 @@ func longLivedInit(cfg *initConfig, t *stubTracker, status *os.File, ctrl *json.
 	if err := atomicfile.WriteIn(state, initFile, 0o644, jsonFill(rec)); err != nil {
 		return fmt.Errorf("recording container state: %w", err)
 	}
-	pid, err := forkProcess(proc, tty, true)
-	var code int
+	err = loadSeccomp(cfg.Spec.Linux.Seccomp)
+	var pid, code int
+	if err == nil {
+		pid, err = forkProcess(proc, tty, true)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "builder: %v\n", err)
 		code = execFailureCode(err)
