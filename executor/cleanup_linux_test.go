@@ -30,9 +30,9 @@ func TestRuncRunner(t *testing.T) {
 	}
 	f := newFixture(t)
 	s := f.spec("sleep", "1234")
-	s.Env = []string{markerEnv + "=" + marker}
+	s.Env = []string{testutil.MarkerEnv + "=" + marker}
 	go func() {
-		for len(markedProcesses(t, "sleep 1234", marker)) == 0 {
+		for len(testutil.MarkedProcesses(t, "sleep 1234", marker)) == 0 {
 			time.Sleep(20 * time.Millisecond)
 		}
 		os.Stdout.WriteString("running\n")
@@ -48,10 +48,10 @@ func TestProbeRuncKilledBuilder(t *testing.T) {
 	testutil.SkipIfShort(t, "runs runc")
 	testutil.RequireTool(t, "runc")
 	tmp := privateTMPDIR(t)
-	marker := newMarker(t)
+	marker := testutil.NewMarker(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestRuncRunner$", "-test.v")
 	// The runner's own processes, runc included, carry the marker too.
-	cmd.Env = append(os.Environ(), runnerEnv+"="+marker, markerEnv+"="+marker)
+	cmd.Env = append(os.Environ(), runnerEnv+"="+marker, testutil.MarkerEnv+"="+marker)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +80,7 @@ func TestProbeRuncKilledBuilder(t *testing.T) {
 		_ = cmd.Process.Kill()
 		t.Fatal("the runner's step did not start")
 	}
-	if len(markedProcesses(t, "runc", marker)) == 0 {
+	if len(testutil.MarkedProcesses(t, "runc", marker)) == 0 {
 		t.Fatal("no runc process found while the step runs")
 	}
 	_ = cmd.Process.Kill()

@@ -144,7 +144,7 @@ func serve(t *testing.T, fd int) {
 // within reach with Network "host".
 func TestProbeHostLoopback(t *testing.T) {
 	port := listenTCP(t)
-	abstract := "builder-test-" + newMarker(t)
+	abstract := "builder-test-" + testutil.NewMarker(t)
 	listenAbstract(t, abstract)
 	inEachRuntime(t, func(t *testing.T, ex Executor) {
 		f := newFixture(t)
@@ -177,7 +177,7 @@ func newOutside(t *testing.T) outside {
 	t.Helper()
 	testutil.RequireTool(t, "ip")
 	bb := testutil.BusyboxPath(t)
-	id := newMarker(t)[:8]
+	id := testutil.NewMarker(t)[:8]
 	ns, hostIf, nsIf := "bt-"+id, "bth"+id[:6], "btn"+id[:6]
 	n, _ := strconv.ParseUint(id[:2], 16, 8)
 	subnet := fmt.Sprintf("10.213.%d", n)
@@ -313,7 +313,7 @@ func TestProbeSessionKeyring(t *testing.T) {
 	if _, _, errno := unix.Syscall(unix.SYS_KEYCTL, unix.KEYCTL_JOIN_SESSION_KEYRING, 0, 0); errno != 0 {
 		t.Fatal(errno)
 	}
-	desc := "builder-test-" + newMarker(t)
+	desc := "builder-test-" + testutil.NewMarker(t)
 	if _, err := unix.AddKey("user", desc, []byte("secret"), unix.KEY_SPEC_SESSION_KEYRING); err != nil {
 		t.Fatal(err)
 	}
@@ -334,10 +334,10 @@ func TestProbeSessionKeyring(t *testing.T) {
 func TestProbeDoubleForkDies(t *testing.T) {
 	inEachRuntime(t, func(t *testing.T, ex Executor) {
 		f := newFixture(t)
-		marker := newMarker(t)
+		marker := testutil.NewMarker(t)
 		sleep := fmt.Sprintf("sleep %d", 2000+time.Now().UnixNano()%1000)
 		s := f.spec(sh("(setsid " + sleep + " >/dev/null 2>&1 &) ; sleep 0.2")...)
-		s.Env = []string{markerEnv + "=" + marker}
+		s.Env = []string{testutil.MarkerEnv + "=" + marker}
 		mustRun(t, ex, s)
 		if left := waitMarkedGone(t, sleep, marker, 5*time.Second); len(left) != 0 {
 			t.Errorf("double-forked process outlived its run: %v", left)

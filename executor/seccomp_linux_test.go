@@ -4,10 +4,11 @@ import (
 	"encoding/binary"
 	"runtime"
 
-	"golang.org/x/sys/unix"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"golang.org/x/net/bpf"
 )
