@@ -74,6 +74,8 @@ type BuildOptions struct {
 	// Registry configures access to registries (insecure registries, the
 	// config file).
 	Registry RegistryOptions
+	// Isolation sets the seccomp profile and resource limits of RUN steps.
+	Isolation
 	// Squash collapses the layers the build adds to its base image into
 	// one (a file a later step deletes then takes no space). The steps
 	// are cached as usual, each with its own layer.
@@ -151,6 +153,9 @@ func (b *Builder) Build(ctx context.Context, opts BuildOptions) (*BuildResult, e
 			return nil, err
 		}
 	}
+	if err := opts.Isolation.check(); err != nil {
+		return nil, err
+	}
 	for _, c := range opts.CacheFrom {
 		if err := c.check(); err != nil {
 			return nil, fmt.Errorf("--cache-from: %w", err)
@@ -188,6 +193,11 @@ func (b *Builder) Build(ctx context.Context, opts BuildOptions) (*BuildResult, e
 		return nil, err
 	}
 	bd.importCaches(ctx)
+	if opts.Network == "" || opts.Network == executor.NetworkDefault {
+		if err := executor.CheckNetwork(); err != nil {
+			ev.emit(Event{Kind: Warning, Message: err.Error()})
+		}
+	}
 	lease, err := b.st.Lease()
 	if err != nil {
 		return nil, err

@@ -75,6 +75,9 @@ func DefaultRoot() string { return store.DefaultRoot() }
 
 // Open opens (creating if needed) the store at root.
 func Open(root string, opts ...Option) (*Builder, error) {
+	// Runs a killed builder left behind go first: their runc state names
+	// processes that may still use upperdirs the store is about to clean.
+	_ = executor.SweepTemp()
 	st, err := store.Open(root)
 	if err != nil {
 		return nil, err

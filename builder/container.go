@@ -51,6 +51,9 @@ type CreateOptions struct {
 	Interactive bool
 	// AutoRemove removes the container once its process exits (--rm).
 	AutoRemove bool
+	// Isolation sets the seccomp profile and resource limits of its
+	// processes.
+	Isolation
 }
 
 // Volume is one bind mount of a container.
@@ -74,6 +77,7 @@ type containerSpec struct {
 	Tty         bool                            `json:"tty,omitempty"`
 	Interactive bool                            `json:"interactive,omitempty"`
 	AutoRemove  bool                            `json:"autoRemove,omitempty"`
+	Isolation   Isolation                       `json:"isolation,omitempty"`
 }
 
 // container is a container read back from the store.
@@ -190,8 +194,11 @@ func newContainerSpec(opts CreateOptions, image dockerspec.DockerOCIImageConfig)
 	if opts.Workdir != "" {
 		cfg.WorkingDir = workdirPath(cfg.WorkingDir, opts.Workdir)
 	}
+	if err := opts.Isolation.check(); err != nil {
+		return containerSpec{}, err
+	}
 	spec := containerSpec{ImageRef: opts.Image, Config: cfg, Network: opts.Network, Runtime: opts.Runtime,
-		Tty: opts.Tty, Interactive: opts.Interactive, AutoRemove: opts.AutoRemove}
+		Tty: opts.Tty, Interactive: opts.Interactive, AutoRemove: opts.AutoRemove, Isolation: opts.Isolation}
 	for _, v := range opts.Volumes {
 		vol, err := parseVolume(v)
 		if err != nil {

@@ -397,3 +397,36 @@ func TestFakeTargetPlatform(t *testing.T) {
 		t.Error("an invalid platform was accepted")
 	}
 }
+
+// TestFakeIsolationOptions: the build's seccomp profile and limits reach
+// every RUN, and a step run without the default profile is not a cache hit
+// for one run with it.
+func TestFakeIsolationOptions(t *testing.T) {
+	f := newFakeBuild(t, nil)
+	df := "FROM scratch\nRUN echo hi > /hi\n"
+	f.mustBuild(t, df, BuildOptions{})
+	iso := Isolation{Memory: 64 << 20, CPUs: 0.5, PidsLimit: 100}
+	if err := iso.ParseSecurityOpt("seccomp=unconfined"); err != nil {
+		t.Fatal(err)
+	}
+	res := f.mustBuild(t, df, BuildOptions{Isolation: iso})
+	if res.Cached != 0 {
+		t.Errorf("an unconfined RUN reused the confined one's cache entry")
+	}
+	runs := f.exec.Runs()
+	last := runs[len(runs)-1]
+	if last.Seccomp != "unconfined" || last.Resources.Memory != 64<<20 || last.Resources.CPUs != 0.5 || last.Resources.PidsLimit != 100 {
+		t.Errorf("spec: seccomp %q, resources %+v", last.Seccomp, last.Resources)
+	}
+	if runs[0].Seccomp != "" {
+		t.Errorf("default build ran with seccomp %q", runs[0].Seccomp)
+	}
+	for _, bad := range []string{"apparmor=unconfined", "seccomp", "label=disable"} {
+		if err := (&Isolation{}).ParseSecurityOpt(bad); err == nil {
+			t.Errorf("--security-opt %s accepted", bad)
+		}
+	}
+	if _, err := f.build(t, df, BuildOptions{Isolation: Isolation{Memory: -1}}); err == nil {
+		t.Error("a negative memory limit was accepted")
+	}
+}

@@ -136,6 +136,7 @@ func (b *Builder) startProcess(ctx context.Context, c *container, detach bool, s
 		Args: args, Env: cfg.Env, Cwd: cfg.WorkingDir, User: cfg.User,
 		Hostname: shortContainerID(c.rec.ID), Network: c.spec.Network,
 	}
+	c.spec.Isolation.apply(&spec)
 	for _, v := range c.spec.Volumes {
 		m := executor.Mount{Type: "bind", Source: v.Source, Destination: v.Destination}
 		if v.ReadOnly {

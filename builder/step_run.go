@@ -29,6 +29,7 @@ type runPlan struct {
 	cwd      string
 	network  string // effective network mode
 	security string
+	seccomp  string // the build's --security-opt seccomp=, "" for the default
 	mounts   []*mountPlan
 	history  string
 }
@@ -44,7 +45,7 @@ func (bd *build) newRunPlan(ctx context.Context, res *stageResult, r *dockerfile
 	p := &runPlan{
 		cmd: c, argv: argv, script: script, args: r.Args, env: r.Env, proxyEnv: kvEnv(bd.g.ProxyEnv),
 		user: res.cfg.Config.User, cwd: res.cfg.Config.WorkingDir,
-		network: string(instructions.GetNetwork(c)), security: instructions.GetSecurity(c),
+		network: string(instructions.GetNetwork(c)), security: instructions.GetSecurity(c), seccomp: bd.opts.Seccomp,
 		history: runCreatedBy(r, argv),
 	}
 	if p.network == "" || p.network == instructions.NetworkDefault {
@@ -80,7 +81,7 @@ func (p *runPlan) key() cache.KeyInput {
 	in := cache.KeyInput{
 		Instruction: "RUN " + string(data),
 		Env:         p.env,
-		Flags:       []cache.KV{{Name: "network", Value: p.network}, {Name: "security", Value: p.security}},
+		Flags:       []cache.KV{{Name: "network", Value: p.network}, {Name: "security", Value: p.security}, {Name: "seccomp", Value: p.seccomp}},
 	}
 	for _, a := range p.args {
 		in.Args = append(in.Args, cache.KV{Name: a.Key, Value: a.Value})
@@ -96,6 +97,7 @@ func (p *runPlan) createdBy() string { return p.history }
 // execute runs the process in a fresh container on the stage's layers.
 func (p *runPlan) execute(ctx context.Context, bd *build, res *stageResult, ev Event) (*store.Layer, error) {
 	spec := executor.Spec{Args: p.argv, Env: append(append([]string(nil), p.env...), p.proxyEnv...), Cwd: p.cwd, User: p.user, Network: p.network}
+	bd.opts.Isolation.apply(&spec)
 	var cleanups []func()
 	defer func() {
 		for _, f := range cleanups {

@@ -40,6 +40,7 @@ func cmdBuild(ctx context.Context, g *globals, args []string) error {
 	fs.Lookup("pull").NoOptDefVal = builder.PullAlways
 	platform := fs.String("platform", "", "build for this platform (os/arch[/variant]); RUN needs the host's")
 	reg := registryFlags(fs)
+	isolation := isolationFlags(fs)
 	push := fs.Bool("push", false, "push the image to its registry (shorthand for --output type=registry)")
 	squash := fs.Bool("squash", false, "squash the layers the build adds to its base image into one")
 	if err := fs.Parse(args); err != nil {
@@ -53,6 +54,11 @@ func cmdBuild(ctx context.Context, g *globals, args []string) error {
 		Network: *network, Runtime: *runtime, Jobs: *jobs, BuildArgs: map[string]string{}, Labels: map[string]string{},
 		Pull: pullPolicy(*pull), Platform: *platform, Registry: reg(), Squash: *squash,
 	}
+	iso, err := isolation()
+	if err != nil {
+		return err
+	}
+	opts.Isolation = iso
 	for _, sec := range *secrets {
 		id, src, err := parseSecret(sec)
 		if err != nil {

@@ -27,7 +27,12 @@ func cmdRun(ctx context.Context, g *globals, args []string) error {
 	entrypoint := fs.String("entrypoint", "", "override the image's ENTRYPOINT")
 	volumes := fs.StringArrayP("volume", "v", nil, "bind mount a host directory: HOSTDIR:DIR[:ro]")
 	runtime := fs.String("runtime", "", "runtime: builtin (default); runc, crun or a path run attached and without -t only")
+	isolation := isolationFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	iso, err := isolation()
+	if err != nil {
 		return err
 	}
 	if fs.NArg() < 1 {
@@ -41,6 +46,7 @@ func cmdRun(ctx context.Context, g *globals, args []string) error {
 		CreateOptions: builder.CreateOptions{
 			Image: fs.Arg(0), Name: *name, Cmd: fs.Args()[1:], Env: *envs, User: *user, Workdir: *workdir,
 			Network: *network, Volumes: *volumes, Runtime: *runtime, Tty: *tty, Interactive: *interactive, AutoRemove: *rm,
+			Isolation: iso,
 		},
 		Detach: *detach, Stdout: os.Stdout, Stderr: os.Stderr,
 	}
