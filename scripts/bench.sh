@@ -45,6 +45,8 @@ go_benchmarks() {
 	}
 	run -benchtime "$benchtime" -timeout 30m ./cmd/builder/
 	run -benchtime 1x -timeout 30m ./layer/ ./cache/ ./builder/
+	# The cost per RUN of seccomp and of the private network (goal < 30 ms).
+	run -benchtime 20x -timeout 30m ./executor/
 
 	echo
 	echo "== summary (BUILDER_BENCH_MB=$BUILDER_BENCH_MB)"
