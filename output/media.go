@@ -1,19 +1,11 @@
 package output
 
 import (
-	"encoding/json"
 	"runtime"
 	"strings"
 
+	"github.com/builder-project/builder/internal/mediatype"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-)
-
-// Docker's media types, interchangeable with their OCI counterparts for our
-// purposes: the JSON documents have the same shape.
-const (
-	mediaTypeDockerManifest     = "application/vnd.docker.distribution.manifest.v2+json"
-	mediaTypeDockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
-	mediaTypeDockerConfig       = "application/vnd.docker.container.image.v1+json"
 )
 
 // Annotation keys that name an image in an index.json.
@@ -25,40 +17,6 @@ const (
 	annotationRefName = ocispec.AnnotationRefName
 )
 
-func isManifestType(mt string) bool {
-	return mt == ocispec.MediaTypeImageManifest || mt == mediaTypeDockerManifest
-}
-
-func isIndexType(mt string) bool {
-	return mt == ocispec.MediaTypeImageIndex || mt == mediaTypeDockerManifestList
-}
-
-func isConfigType(mt string) bool {
-	return mt == ocispec.MediaTypeImageConfig || mt == mediaTypeDockerConfig
-}
-
-// sniffMediaType returns the media type of a manifest or index document:
-// its mediaType field, else a guess from the fields it has.
-func sniffMediaType(data []byte) string {
-	var probe struct {
-		MediaType string          `json:"mediaType"`
-		Manifests json.RawMessage `json:"manifests"`
-		Config    json.RawMessage `json:"config"`
-	}
-	if json.Unmarshal(data, &probe) != nil {
-		return ""
-	}
-	switch {
-	case probe.MediaType != "":
-		return probe.MediaType
-	case probe.Manifests != nil:
-		return ocispec.MediaTypeImageIndex
-	case probe.Config != nil:
-		return ocispec.MediaTypeImageManifest
-	}
-	return ""
-}
-
 // pickPlatform returns the entry of an index that suits the host
 // (runtime.GOOS/GOARCH), preferring an exact variant match on arm64.
 func pickPlatform(idx ocispec.Index) (ocispec.Descriptor, bool) {
@@ -69,7 +27,7 @@ func pickPlatform(idx ocispec.Index) (ocispec.Descriptor, bool) {
 		if p == nil || p.OS != runtime.GOOS || p.Architecture != runtime.GOARCH {
 			continue
 		}
-		if !isManifestType(d.MediaType) && d.MediaType != "" {
+		if !mediatype.IsManifest(d.MediaType) && d.MediaType != "" {
 			continue
 		}
 		if found == nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 
+	"github.com/builder-project/builder/internal/mediatype"
 	digest "github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -66,7 +67,7 @@ func describe(ctx context.Context, p Provider, d ocispec.Descriptor) (ocispec.De
 	}
 	out.Size = int64(len(data))
 	if out.MediaType == "" {
-		out.MediaType = sniffMediaType(data)
+		out.MediaType = mediatype.Sniff(data)
 	}
 	if out.MediaType == "" {
 		return out, fmt.Errorf("blob %s is neither a manifest nor an index", d.Digest)
@@ -116,7 +117,7 @@ func (b *imageBlobs) walk(ctx context.Context, p Provider, desc ocispec.Descript
 	b.seen[desc.Digest] = true
 	b.descs = append(b.descs, desc)
 	mt := desc.MediaType
-	if !isManifestType(mt) && !isIndexType(mt) && mt != "" {
+	if !mediatype.IsManifest(mt) && !mediatype.IsIndex(mt) && mt != "" {
 		return nil
 	}
 	data, err := readAll(ctx, p, desc, maxDocument)
@@ -124,17 +125,17 @@ func (b *imageBlobs) walk(ctx context.Context, p Provider, desc ocispec.Descript
 		return fmt.Errorf("reading %s: %w", desc.Digest, err)
 	}
 	if mt == "" {
-		mt = sniffMediaType(data)
+		mt = mediatype.Sniff(data)
 	}
 	var children []ocispec.Descriptor
 	switch {
-	case isIndexType(mt):
+	case mediatype.IsIndex(mt):
 		var idx ocispec.Index
 		if err := unmarshal(data, &idx, "index", desc.Digest); err != nil {
 			return err
 		}
 		children = idx.Manifests
-	case isManifestType(mt):
+	case mediatype.IsManifest(mt):
 		var m ocispec.Manifest
 		if err := unmarshal(data, &m, "manifest", desc.Digest); err != nil {
 			return err
@@ -160,15 +161,15 @@ func platformManifest(ctx context.Context, p Provider, desc ocispec.Descriptor) 
 		}
 		mt := desc.MediaType
 		if mt == "" {
-			mt = sniffMediaType(data)
+			mt = mediatype.Sniff(data)
 		}
 		desc = ocispec.Descriptor{MediaType: mt, Digest: desc.Digest, Size: int64(len(data)), Platform: desc.Platform}
 		switch {
-		case isManifestType(mt):
+		case mediatype.IsManifest(mt):
 			var m ocispec.Manifest
 			err := unmarshal(data, &m, "manifest", desc.Digest)
 			return desc, m, err
-		case isIndexType(mt):
+		case mediatype.IsIndex(mt):
 			var idx ocispec.Index
 			if err := unmarshal(data, &idx, "index", desc.Digest); err != nil {
 				return desc, ocispec.Manifest{}, err

@@ -6,6 +6,7 @@ import (
 	"path"
 	"regexp"
 
+	"github.com/builder-project/builder/internal/mediatype"
 	digest "github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -63,7 +64,7 @@ func (l *loader) ociManifests() (map[digest.Digest]ociManifest, error) {
 		return out, nil
 	}
 	for _, d := range idx.Manifests {
-		if !isManifestType(d.MediaType) {
+		if !mediatype.IsManifest(d.MediaType) {
 			continue
 		}
 		mf, err := l.blob(d)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 
+	"github.com/builder-project/builder/internal/mediatype"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -56,7 +57,7 @@ func (l *loader) ociImage(d ocispec.Descriptor, depth int) (*pending, error) {
 	if depth > 4 {
 		return nil, fmt.Errorf("index %s nests too deep", d.Digest)
 	}
-	if d.MediaType != "" && !isManifestType(d.MediaType) && !isIndexType(d.MediaType) {
+	if d.MediaType != "" && !mediatype.IsManifest(d.MediaType) && !mediatype.IsIndex(d.MediaType) {
 		return nil, errNotImage
 	}
 	data, mf, err := l.smallBlob(d)
@@ -65,9 +66,9 @@ func (l *loader) ociImage(d ocispec.Descriptor, depth int) (*pending, error) {
 	}
 	mt := d.MediaType
 	if mt == "" {
-		mt = sniffMediaType(data)
+		mt = mediatype.Sniff(data)
 	}
-	if isIndexType(mt) {
+	if mediatype.IsIndex(mt) {
 		var idx ocispec.Index
 		if err := unmarshal(data, &idx, "index", d.Digest); err != nil {
 			return nil, err
@@ -78,14 +79,14 @@ func (l *loader) ociImage(d ocispec.Descriptor, depth int) (*pending, error) {
 		}
 		return l.ociImage(child, depth+1)
 	}
-	if !isManifestType(mt) {
+	if !mediatype.IsManifest(mt) {
 		return nil, errNotImage
 	}
 	var m ocispec.Manifest
 	if err := unmarshal(data, &m, "manifest", d.Digest); err != nil {
 		return nil, err
 	}
-	if !isConfigType(m.Config.MediaType) {
+	if !mediatype.IsConfig(m.Config.MediaType) {
 		return nil, errNotImage
 	}
 	p := &pending{Loaded: Loaded{

@@ -14,6 +14,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/builder-project/builder/internal/mediatype"
 	"github.com/builder-project/builder/internal/store"
 )
 
@@ -66,7 +67,7 @@ func (c *Client) getManifest(ctx context.Context, ep endpoint, r imageRef) ([]by
 	}
 	desc := ocispec.Descriptor{MediaType: string(d.MediaType), Digest: digest.Digest(d.Digest.String()), Size: d.Size}
 	if desc.MediaType == "" || desc.MediaType == "application/json" || desc.MediaType == "text/plain" {
-		desc.MediaType = sniffMediaType(d.Manifest)
+		desc.MediaType = mediatype.Sniff(d.Manifest)
 	}
 	return d.Manifest, desc, nil
 }

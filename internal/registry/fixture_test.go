@@ -18,6 +18,7 @@ import (
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/builder-project/builder/internal/mediatype"
 	"github.com/builder-project/builder/internal/registry/registrytest"
 	"github.com/builder-project/builder/internal/store"
 )
@@ -172,7 +173,7 @@ func makeImage(t *testing.T, st *store.Store, spec imageSpec, tags ...string) te
 	ctx := context.Background()
 	layerType, configType, manifestType := ocispec.MediaTypeImageLayerGzip, ocispec.MediaTypeImageConfig, ocispec.MediaTypeImageManifest
 	if spec.docker {
-		layerType, configType, manifestType = "application/vnd.docker.image.rootfs.diff.tar.gzip", mediaTypeDockerConfig, mediaTypeDockerManifest
+		layerType, configType, manifestType = "application/vnd.docker.image.rootfs.diff.tar.gzip", mediatype.DockerConfig, mediatype.DockerManifest
 	}
 	layers := append([]store.Layer{}, spec.base...)
 	for _, f := range spec.files {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/builder-project/builder/internal/mediatype"
 	"github.com/builder-project/builder/internal/testutil"
 	"github.com/builder-project/builder/output"
 )
@@ -72,7 +73,7 @@ func TestBuilderPullsWhatSkopeoPushed(t *testing.T) {
 	// Converted to docker's media types: another manifest, the same image.
 	dst = newStore(t)
 	p := pullOne(t, c, dst, reg.Host+"/y:v2s2", PullOptions{})
-	if p.ID != img.ID || p.Manifest.MediaType != mediaTypeDockerManifest {
+	if p.ID != img.ID || p.Manifest.MediaType != mediatype.DockerManifest {
 		t.Errorf("pulled %s (%s), want %s as a docker manifest", p.ID, p.Manifest.MediaType, img.ID)
 	}
 	for i, l := range p.Layers {

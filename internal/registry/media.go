@@ -1,39 +1,23 @@
 package registry
 
 import (
-	"encoding/json"
 	"fmt"
 	"runtime"
 	"sort"
 	"strings"
 
+	"github.com/builder-project/builder/internal/mediatype"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// Docker's media types, interchangeable with their OCI counterparts here:
-// the documents have the same shape.
+// Docker's schema 1 media types, which pulls refuse.
 const (
-	mediaTypeDockerManifest      = "application/vnd.docker.distribution.manifest.v2+json"
-	mediaTypeDockerManifestList  = "application/vnd.docker.distribution.manifest.list.v2+json"
-	mediaTypeDockerConfig        = "application/vnd.docker.container.image.v1+json"
 	mediaTypeDockerSchema1       = "application/vnd.docker.distribution.manifest.v1+json"
 	mediaTypeDockerSchema1Signed = "application/vnd.docker.distribution.manifest.v1+prettyjws"
 )
 
 // maxManifestSize bounds the manifests, indexes and configs read whole.
 const maxManifestSize = 8 << 20
-
-func isManifestType(mt string) bool {
-	return mt == ocispec.MediaTypeImageManifest || mt == mediaTypeDockerManifest
-}
-
-func isIndexType(mt string) bool {
-	return mt == ocispec.MediaTypeImageIndex || mt == mediaTypeDockerManifestList
-}
-
-func isConfigType(mt string) bool {
-	return mt == ocispec.MediaTypeImageConfig || mt == mediaTypeDockerConfig
-}
 
 // isNondistributable reports whether a layer may not be pushed (Windows
 // base layers): registries expect it to stay where its URLs point.
@@ -45,34 +29,12 @@ func isNondistributable(mt string) bool {
 // image manifest.
 func checkManifestType(mt string) error {
 	switch {
-	case isManifestType(mt):
+	case mediatype.IsManifest(mt):
 		return nil
 	case mt == mediaTypeDockerSchema1 || mt == mediaTypeDockerSchema1Signed:
 		return fmt.Errorf("docker schema 1 manifests are not supported (%s): push the image again with a current client", mt)
 	}
 	return fmt.Errorf("unsupported manifest media type %q", mt)
-}
-
-// sniffMediaType returns the media type of a manifest or index document:
-// its mediaType field, else a guess from the fields it has.
-func sniffMediaType(data []byte) string {
-	var probe struct {
-		MediaType string          `json:"mediaType"`
-		Manifests json.RawMessage `json:"manifests"`
-		Config    json.RawMessage `json:"config"`
-	}
-	if json.Unmarshal(data, &probe) != nil {
-		return ""
-	}
-	switch {
-	case probe.MediaType != "":
-		return probe.MediaType
-	case probe.Manifests != nil:
-		return ocispec.MediaTypeImageIndex
-	case probe.Config != nil:
-		return ocispec.MediaTypeImageManifest
-	}
-	return ""
 }
 
 // hostPlatform is the platform pulled when none is asked for:
@@ -114,7 +76,7 @@ func pickManifest(idx ocispec.Index, want ocispec.Platform) (ocispec.Descriptor,
 	for i := range idx.Manifests {
 		d := &idx.Manifests[i]
 		p := d.Platform
-		if p == nil || (!isManifestType(d.MediaType) && d.MediaType != "") || p.OS == "unknown" {
+		if p == nil || (!mediatype.IsManifest(d.MediaType) && d.MediaType != "") || p.OS == "unknown" {
 			continue // attestations and other artifacts
 		}
 		avail = append(avail, platformString(*p))

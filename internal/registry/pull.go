@@ -12,6 +12,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/builder-project/builder/internal/ioctx"
+	"github.com/builder-project/builder/internal/mediatype"
 	"github.com/builder-project/builder/internal/store"
 )
 
@@ -136,7 +137,7 @@ func (c *Client) pullOne(ctx context.Context, st *store.Store, r imageRef, want 
 	}
 	pl := &pulling{st: st, src: src, small: map[digest.Digest][]byte{top.Digest: data}}
 	mdesc := top
-	if isIndexType(top.MediaType) {
+	if mediatype.IsIndex(top.MediaType) {
 		var idx ocispec.Index
 		if err := json.Unmarshal(data, &idx); err != nil {
 			return Pulled{}, fmt.Errorf("decoding index %s: %w", top.Digest, err)
@@ -164,7 +165,7 @@ func (c *Client) pullOne(ctx context.Context, st *store.Store, r imageRef, want 
 	if err := json.Unmarshal(data, &m); err != nil {
 		return Pulled{}, fmt.Errorf("decoding manifest %s: %w", mdesc.Digest, err)
 	}
-	if !isConfigType(m.Config.MediaType) {
+	if !mediatype.IsConfig(m.Config.MediaType) {
 		return Pulled{}, fmt.Errorf("manifest %s is not a container image: its config is %q", mdesc.Digest, m.Config.MediaType)
 	}
 	if err := c.pullBlob(ctx, pl, m.Config); err != nil {

@@ -15,6 +15,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/builder-project/builder/internal/mediatype"
 	"github.com/builder-project/builder/output"
 )
 
@@ -81,7 +82,7 @@ func (c *Client) push(ctx context.Context, p output.Provider, desc ocispec.Descr
 		return desc, err
 	}
 	if desc.MediaType == "" {
-		desc.MediaType = sniffMediaType(data)
+		desc.MediaType = mediatype.Sniff(data)
 	}
 	if err := c.pushTree(ctx, p, bp, desc, data, 0); err != nil {
 		return desc, unauthorized(err, ep.host())
@@ -97,7 +98,7 @@ func (c *Client) push(ctx context.Context, p output.Provider, desc ocispec.Descr
 // references: for a manifest its blobs, for an index each manifest in it,
 // by digest, with what it references.
 func (c *Client) pushTree(ctx context.Context, p output.Provider, bp *blobPusher, desc ocispec.Descriptor, data []byte, depth int) error {
-	if isIndexType(desc.MediaType) {
+	if mediatype.IsIndex(desc.MediaType) {
 		if depth > 2 {
 			return fmt.Errorf("index %s: indexes nested too deep", desc.Digest)
 		}
@@ -222,7 +223,7 @@ func (c *Client) PushManifest(ctx context.Context, ref string, desc ocispec.Desc
 		return fmt.Errorf("pushing manifest %s to %s: %w", desc.Digest, r, err)
 	}
 	if desc.MediaType == "" {
-		desc.MediaType = sniffMediaType(data)
+		desc.MediaType = mediatype.Sniff(data)
 	}
 	if err := putManifest(ctx, hc, ep.ref(r), desc, data); err != nil {
 		return fmt.Errorf("pushing manifest to %s: %w", r, unauthorized(err, ep.host()))
