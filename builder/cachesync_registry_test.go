@@ -133,6 +133,7 @@ func builderLayers(recs map[digest.Digest]cache.Record) []digest.Digest {
 }
 
 func TestRegistryCacheFake(t *testing.T) {
+	testutil.RequirePrivileges(t, "root") // COPY and unpacking set owners
 	_, ref := registryCache(t, "1")
 	a := newFakeBuild(t, bigHandler)
 	resA := a.mustBuild(t, regCacheDockerfile, BuildOptions{Tags: []string{"app:1"},
@@ -209,6 +210,7 @@ func countBlobs(t *testing.T, b *Builder) int {
 }
 
 func TestRegistryCacheModes(t *testing.T) {
+	testutil.RequirePrivileges(t, "root") // COPY and unpacking set owners
 	reg, _ := registryCache(t, "x")
 	a := newFakeBuild(t, bigHandler)
 	minRef, maxRef := reg.Host+"/cache:min", reg.Host+"/cache:max"
@@ -239,6 +241,7 @@ func TestRegistryCacheModes(t *testing.T) {
 }
 
 func TestRegistryCacheWarningsAndErrors(t *testing.T) {
+	testutil.RequirePrivileges(t, "root") // COPY and unpacking set owners
 	reg, ref := registryCache(t, "1")
 	ctx := context.Background()
 	f := newFakeBuild(t, bigHandler)
@@ -311,6 +314,7 @@ func TestRegistryCacheWarningsAndErrors(t *testing.T) {
 // manifest whose config is a BuildKit cache config and whose layers carry
 // their diffIDs.
 func TestRegistryCacheSkopeo(t *testing.T) {
+	testutil.RequirePrivileges(t, "root") // COPY and unpacking set owners
 	skopeo := testutil.RequireTool(t, "skopeo")
 	_, ref := registryCache(t, "1")
 	f := newFakeBuild(t, bigHandler)
@@ -343,6 +347,7 @@ func TestRegistryCacheSkopeo(t *testing.T) {
 // build to one registry: each blob goes up once, the cache mounting what
 // the image push uploaded.
 func TestRegistryCacheSharesImageBlobs(t *testing.T) {
+	testutil.RequirePrivileges(t, "root") // COPY and unpacking set owners
 	reg, ref := registryCache(t, "1")
 	f := newFakeBuild(t, bigHandler)
 	f.mustBuild(t, regCacheDockerfile, BuildOptions{Tags: []string{reg.Host + "/app:1"}, Outputs: []Output{{Type: OutputRegistry}},

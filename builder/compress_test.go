@@ -16,6 +16,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/builder-project/builder/internal/testutil"
 	"github.com/builder-project/builder/output"
 )
 
@@ -182,6 +183,7 @@ var compressions = []struct {
 // the layers are compressed as asked, the image loads back with the same ID
 // and diffIDs, and each layer is compressed only once.
 func TestSaveCompression(t *testing.T) {
+	testutil.RequirePrivileges(t, "root") // COPY and unpacking set owners
 	f, res := newCompressBuild(t)
 	built, err := f.b.resolve(context.Background(), "app:1")
 	if err != nil {
@@ -237,6 +239,7 @@ func TestSaveCompression(t *testing.T) {
 // TestSaveCompressionLevels checks BuildKit's semantics of
 // compression-level and force-compression.
 func TestSaveCompressionLevels(t *testing.T) {
+	testutil.RequirePrivileges(t, "root") // COPY and unpacking set owners
 	f, _ := newCompressBuild(t)
 	level := func(n int) *int { return &n }
 	zstdSave := func(c CompressionOptions) archive {
@@ -296,6 +299,7 @@ func TestSaveCompressionLevels(t *testing.T) {
 // compression options existed, and so does compression=uncompressed of a
 // built image, whose layers are stored uncompressed.
 func TestSaveDefaultUnchanged(t *testing.T) {
+	testutil.RequirePrivileges(t, "root") // COPY and unpacking set owners
 	f, res := newCompressBuild(t)
 	ctx := context.Background()
 	for _, format := range []ArchiveFormat{OCIArchive, DockerArchive} {
@@ -327,6 +331,7 @@ func TestSaveDefaultUnchanged(t *testing.T) {
 // TestSaveLoadedCompressed saves an image loaded with gzip layers: gzip
 // reuses its blobs as they are, and the other compressions convert them.
 func TestSaveLoadedCompressed(t *testing.T) {
+	testutil.RequirePrivileges(t, "root") // COPY and unpacking set owners
 	f, res := newCompressBuild(t)
 	gz := save(t, f.b, SaveOptions{Format: OCIArchive, CompressionOptions: CompressionOptions{Compression: "gzip"}})
 	b, id, diffIDs := loadInto(t, gz.raw)
@@ -362,6 +367,7 @@ func TestSaveLoadedCompressed(t *testing.T) {
 // is not kept, the archives load back as the built image, and the layers
 // compressed for them are recorded for the next export.
 func TestBuildOutputCompression(t *testing.T) {
+	testutil.RequirePrivileges(t, "root") // COPY and unpacking set owners
 	f := newFakeBuild(t, nil)
 	if err := os.WriteFile(filepath.Join(f.ctx, "big.txt"), []byte(strings.Repeat("text\n", 50000)), 0o644); err != nil {
 		t.Fatal(err)

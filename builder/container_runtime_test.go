@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/builder-project/builder/executor"
+	"github.com/builder-project/builder/internal/testutil"
 )
 
 // fakeRuntime reports every container as running with the given stubs
@@ -46,6 +47,7 @@ func useFakeRuntime(t *testing.T, stubs ...string) *[]string {
 // runtime made are left out of the layer and of Diff, while a user's file
 // beside them keeps its directory.
 func TestCommitRunningContainer(t *testing.T) {
+	testutil.RequirePrivileges(t, "root") // COPY and unpacking set owners
 	b := newTestBuilder(t)
 	ctx := context.Background()
 	if _, err := b.Import(ctx, bytes.NewReader(tarOf(t, "etc/", "", "etc/passwd", "root:x:0:0::/:/bin/sh\n")), ImportOptions{Ref: "base:1"}); err != nil {
@@ -129,6 +131,7 @@ func changeLines(changes []Change) []string {
 // TestFrozenAlwaysThawed: a running container frozen for a commit or a
 // diff is thawed even when the read fails, or the freeze itself did.
 func TestFrozenAlwaysThawed(t *testing.T) {
+	testutil.RequirePrivileges(t, "root") // COPY and unpacking set owners
 	b := newTestBuilder(t)
 	ctx := context.Background()
 	if _, err := b.Import(ctx, bytes.NewReader(tarOf(t, "f", "x")), ImportOptions{Ref: "base:1"}); err != nil {
@@ -167,6 +170,7 @@ func TestFrozenAlwaysThawed(t *testing.T) {
 // attached (through the Executor) and refuses what needs a process of its
 // own.
 func TestContainerOptionsRefused(t *testing.T) {
+	testutil.RequirePrivileges(t, "root") // COPY and unpacking set owners
 	f := newFakeBuild(t, func(context.Context, executor.Spec, string, executor.IO) error { return nil })
 	b := f.b
 	ctx := context.Background()
