@@ -11,6 +11,7 @@ import (
 
 	"github.com/builder-project/builder/dockerfile"
 	"github.com/builder-project/builder/executor"
+	"github.com/builder-project/builder/internal/platform"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
@@ -126,9 +127,9 @@ func (b *Builder) Build(ctx context.Context, opts BuildOptions) (*BuildResult, e
 	if err != nil {
 		return nil, err
 	}
-	target := hostPlatform()
+	target := platform.Host()
 	if opts.Platform != "" {
-		if target, err = parsePlatform(opts.Platform); err != nil {
+		if target, err = platform.Parse(opts.Platform); err != nil {
 			return nil, err
 		}
 	}

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 
 	"github.com/builder-project/builder/dockerfile"
+	"github.com/builder-project/builder/internal/platform"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -63,15 +63,10 @@ func samePlatform(have, want ocispec.Platform) bool {
 		(have.Variant == "" || want.Variant == "" || have.Variant == want.Variant)
 }
 
-// hostPlatform is the platform this machine runs steps on.
-func hostPlatform() ocispec.Platform {
-	return ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
-}
-
 // canRun reports whether steps of a stage built for p can run here: builder
 // runs processes natively and has no emulation.
 func canRun(p ocispec.Platform) error {
-	h := hostPlatform()
+	h := platform.Host()
 	if p.OS == h.OS && p.Architecture == h.Architecture {
 		return nil
 	}

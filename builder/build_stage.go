@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/builder-project/builder/dockerfile"
+	"github.com/builder-project/builder/internal/platform"
 	"github.com/builder-project/builder/internal/store"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -64,7 +65,7 @@ func (bd *build) startStage(ctx context.Context, s *dockerfile.Stage, res *stage
 	steps := s.Steps
 	res.platform = bd.target
 	if s.Platform != "" {
-		p, err := parsePlatform(s.Platform)
+		p, err := platform.Parse(s.Platform)
 		if err != nil {
 			return nil, dockerfile.NewError(s.Location, fmt.Errorf("FROM --platform: %w", err))
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/builder-project/builder/executor"
+	"github.com/builder-project/builder/internal/platform"
 	"github.com/builder-project/builder/internal/store"
 	"github.com/builder-project/builder/layer"
 	digest "github.com/opencontainers/go-digest"
@@ -108,7 +109,7 @@ func newImageCommit(base *Config, ref, author string, changes []string) (*imageC
 			return nil, err
 		}
 	} else {
-		ic.cfg.Platform = hostPlatform()
+		ic.cfg.Platform = platform.Host()
 	}
 	ic.cfg.Author = author
 	return ic, applyChanges(&ic.cfg, changes)

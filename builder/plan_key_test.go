@@ -13,6 +13,7 @@ import (
 
 	"github.com/builder-project/builder/cache"
 	"github.com/builder-project/builder/dockerfile"
+	"github.com/builder-project/builder/internal/platform"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	digest "github.com/opencontainers/go-digest"
 )
@@ -50,7 +51,7 @@ func newPlanFixture(t *testing.T, src string, opts BuildOptions) *planFixture {
 	if opts.Network == "" {
 		opts.Network = "default"
 	}
-	bd := &build{b: newTestBuilder(t), opts: opts, g: g, target: hostPlatform(), results: map[*dockerfile.Stage]*stageResult{}}
+	bd := &build{b: newTestBuilder(t), opts: opts, g: g, target: platform.Host(), results: map[*dockerfile.Stage]*stageResult{}}
 	if bd.ignore, err = dockerfile.NewIgnore(nil); err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +66,7 @@ func newPlanFixture(t *testing.T, src string, opts BuildOptions) *planFixture {
 func (f *planFixture) key(t *testing.T, mutate func(instructions.Command)) (digest.Digest, error) {
 	t.Helper()
 	s := f.g.Target
-	res := &stageResult{scope: f.g.NewScope(nil), key: digest.FromString("parent"), platform: hostPlatform()}
+	res := &stageResult{scope: f.g.NewScope(nil), key: digest.FromString("parent"), platform: platform.Host()}
 	var r *dockerfile.Resolved
 	for _, st := range s.Steps {
 		var err error

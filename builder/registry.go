@@ -2,12 +2,10 @@ package builder
 
 import (
 	"context"
-	"fmt"
-	"strings"
 
+	"github.com/builder-project/builder/internal/platform"
 	"github.com/builder-project/builder/internal/registry"
 	"github.com/builder-project/builder/internal/store"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // ErrUnauthorized: a registry refused the credentials, or asked for some.
@@ -74,7 +72,7 @@ func (b *Builder) Pull(ctx context.Context, ref string, opts PullOptions) ([]Pul
 	}
 	po := registry.PullOptions{AllTags: opts.AllTags}
 	if opts.Platform != "" {
-		p, err := parsePlatform(opts.Platform)
+		p, err := platform.Parse(opts.Platform)
 		if err != nil {
 			return nil, err
 		}
@@ -94,30 +92,6 @@ func (b *Builder) Pull(ctx context.Context, ref string, opts PullOptions) ([]Pul
 		out[i] = PullResult{Ref: store.FamiliarRef(p.Ref), ID: p.ID.String(), RepoDigest: p.RepoDigest, Fresh: p.Fresh}
 	}
 	return out, nil
-}
-
-// parsePlatform parses "os/arch[/variant]".
-func parsePlatform(s string) (ocispec.Platform, error) {
-	parts := strings.Split(strings.ToLower(s), "/")
-	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
-		return ocispec.Platform{}, fmt.Errorf("invalid platform %q: want os/arch[/variant]", s)
-	}
-	p := ocispec.Platform{OS: parts[0], Architecture: normalizeArch(parts[1])}
-	if len(parts) == 3 {
-		p.Variant = parts[2]
-	}
-	return p, nil
-}
-
-// normalizeArch maps the kernel's names of architectures to Go's.
-func normalizeArch(a string) string {
-	switch a {
-	case "x86_64", "x86-64":
-		return "amd64"
-	case "aarch64":
-		return "arm64"
-	}
-	return a
 }
 
 // Login checks the credentials against registry and stores them in the

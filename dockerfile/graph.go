@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"runtime"
 	"strings"
 
+	"github.com/builder-project/builder/internal/platform"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
@@ -383,7 +383,7 @@ func (g *Graph) warn(line int, msg string) {
 func platformArgs(opts Options, target string) []KeyValue {
 	bp := opts.BuildPlatform
 	if bp.OS == "" {
-		bp = hostPlatform()
+		bp = platform.Host()
 	}
 	tp := opts.TargetPlatform
 	if tp.OS == "" {
@@ -413,24 +413,9 @@ func platformArgs(opts Options, target string) []KeyValue {
 	return args
 }
 
-// hostPlatform is the default build platform: linux on the host CPU.
-func hostPlatform() ocispec.Platform {
-	p := ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
-	if runtime.GOARCH == "arm" {
-		p.Variant = "v7"
-	}
-	return p
-}
-
 // FormatPlatform renders p as "os/arch[/variant]", the form of
 // TARGETPLATFORM and --platform.
-func FormatPlatform(p ocispec.Platform) string {
-	s := p.OS + "/" + p.Architecture
-	if p.Variant != "" {
-		s += "/" + p.Variant
-	}
-	return s
-}
+func FormatPlatform(p ocispec.Platform) string { return platform.Format(p) }
 
 func copyMap(m map[string]string) map[string]string {
 	out := make(map[string]string, len(m))

@@ -4,7 +4,6 @@ import (
 	"runtime"
 	"strings"
 
-	"github.com/builder-project/builder/internal/mediatype"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -16,32 +15,6 @@ const (
 	// annotationRefName carries only the tag, as skopeo and umoci expect.
 	annotationRefName = ocispec.AnnotationRefName
 )
-
-// pickPlatform returns the entry of an index that suits the host
-// (runtime.GOOS/GOARCH), preferring an exact variant match on arm64.
-func pickPlatform(idx ocispec.Index) (ocispec.Descriptor, bool) {
-	var found *ocispec.Descriptor
-	for i := range idx.Manifests {
-		d := &idx.Manifests[i]
-		p := d.Platform
-		if p == nil || p.OS != runtime.GOOS || p.Architecture != runtime.GOARCH {
-			continue
-		}
-		if !mediatype.IsManifest(d.MediaType) && d.MediaType != "" {
-			continue
-		}
-		if found == nil {
-			found = d
-		}
-		if runtime.GOARCH == "arm64" && (p.Variant == "" || p.Variant == "v8") {
-			return *d, true
-		}
-	}
-	if found == nil {
-		return ocispec.Descriptor{}, false
-	}
-	return *found, true
-}
 
 // tagOf returns the tag of a normalized reference, or "" when it has none
 // (a digest reference).
@@ -60,3 +33,7 @@ func tagOf(ref string) string {
 func blobName(d ocispec.Descriptor) string {
 	return "blobs/" + d.Digest.Algorithm().String() + "/" + d.Digest.Encoded()
 }
+
+// hostPlatform is the platform an index is resolved to on load: this
+// host's OS and architecture, any variant (an exact arm64/v8 preferred).
+var hostPlatform = ocispec.Platform{OS: runtime.GOOS, Architecture: runtime.GOARCH}

@@ -3,9 +3,9 @@ package output
 import (
 	"context"
 	"fmt"
-	"runtime"
 
 	"github.com/builder-project/builder/internal/mediatype"
+	"github.com/builder-project/builder/internal/platform"
 	digest "github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -174,9 +174,9 @@ func platformManifest(ctx context.Context, p Provider, desc ocispec.Descriptor) 
 			if err := unmarshal(data, &idx, "index", desc.Digest); err != nil {
 				return desc, ocispec.Manifest{}, err
 			}
-			child, ok := pickPlatform(idx)
-			if !ok {
-				return desc, ocispec.Manifest{}, fmt.Errorf("index %s has no manifest for %s/%s", desc.Digest, runtime.GOOS, runtime.GOARCH)
+			child, err := platform.Pick(idx, hostPlatform)
+			if err != nil {
+				return desc, ocispec.Manifest{}, fmt.Errorf("index %s: %w", desc.Digest, err)
 			}
 			desc = child
 		default:

@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime"
 
 	"github.com/builder-project/builder/internal/mediatype"
+	"github.com/builder-project/builder/internal/platform"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -73,9 +73,9 @@ func (l *loader) ociImage(d ocispec.Descriptor, depth int) (*pending, error) {
 		if err := unmarshal(data, &idx, "index", d.Digest); err != nil {
 			return nil, err
 		}
-		child, ok := pickPlatform(idx)
-		if !ok {
-			return nil, fmt.Errorf("index %s has no manifest for %s/%s", d.Digest, runtime.GOOS, runtime.GOARCH)
+		child, err := platform.Pick(idx, hostPlatform)
+		if err != nil {
+			return nil, fmt.Errorf("index %s: %w", d.Digest, err)
 		}
 		return l.ociImage(child, depth+1)
 	}

@@ -7,9 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	digest "github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 func TestConfigFile(t *testing.T) {
@@ -122,34 +119,6 @@ func TestParseRef(t *testing.T) {
 		if _, err := parseRef(bad); err == nil {
 			t.Errorf("parseRef(%q) accepted", bad)
 		}
-	}
-}
-
-func TestPickManifest(t *testing.T) {
-	t.Parallel()
-	entry := func(arch, variant string) ocispec.Descriptor {
-		return ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromString(arch + variant),
-			Platform: &ocispec.Platform{OS: "linux", Architecture: arch, Variant: variant}}
-	}
-	idx := ocispec.Index{Manifests: []ocispec.Descriptor{entry("arm", "v6"), entry("arm", "v7"), entry("arm64", ""), entry("amd64", "")}}
-	for _, tc := range []struct {
-		want          ocispec.Platform
-		arch, variant string
-	}{
-		{ocispec.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}, "arm64", ""},
-		{ocispec.Platform{OS: "linux", Architecture: "arm64"}, "arm64", ""},
-		{ocispec.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}, "arm", "v7"},
-		{ocispec.Platform{OS: "linux", Architecture: "arm"}, "arm", "v6"},
-		{ocispec.Platform{OS: "linux", Architecture: "amd64"}, "amd64", ""},
-	} {
-		d, err := pickManifest(idx, tc.want)
-		if err != nil || d.Platform.Architecture != tc.arch || d.Platform.Variant != tc.variant {
-			t.Errorf("pickManifest(%s) = %+v, %v", platformString(tc.want), d.Platform, err)
-		}
-	}
-	if _, err := pickManifest(idx, ocispec.Platform{OS: "linux", Architecture: "arm", Variant: "v5"}); err == nil ||
-		!strings.Contains(err.Error(), "available: linux/amd64, linux/arm/v6, linux/arm/v7, linux/arm64") {
-		t.Errorf("no match: %v", err)
 	}
 }
 

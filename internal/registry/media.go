@@ -3,7 +3,6 @@ package registry
 import (
 	"fmt"
 	"runtime"
-	"sort"
 	"strings"
 
 	"github.com/builder-project/builder/internal/mediatype"
@@ -48,51 +47,4 @@ func hostPlatform() ocispec.Platform {
 		p.Variant = "v7"
 	}
 	return p
-}
-
-// platformString formats p as docker does: linux/arm64/v8.
-func platformString(p ocispec.Platform) string {
-	s := p.OS + "/" + p.Architecture
-	if p.Variant != "" {
-		s += "/" + p.Variant
-	}
-	return s
-}
-
-// normVariant treats arm64 without a variant as arm64/v8.
-func normVariant(p ocispec.Platform) string {
-	if p.Architecture == "arm64" && p.Variant == "" {
-		return "v8"
-	}
-	return p.Variant
-}
-
-// pickManifest returns the entry of idx for want: same OS and architecture,
-// and the same variant when want names one, an exact variant preferred.
-// With none, the error lists the platforms idx offers.
-func pickManifest(idx ocispec.Index, want ocispec.Platform) (ocispec.Descriptor, error) {
-	var found *ocispec.Descriptor
-	var avail []string
-	for i := range idx.Manifests {
-		d := &idx.Manifests[i]
-		p := d.Platform
-		if p == nil || (!mediatype.IsManifest(d.MediaType) && d.MediaType != "") || p.OS == "unknown" {
-			continue // attestations and other artifacts
-		}
-		avail = append(avail, platformString(*p))
-		if p.OS != want.OS || p.Architecture != want.Architecture {
-			continue
-		}
-		if normVariant(*p) == normVariant(want) {
-			return *d, nil
-		}
-		if want.Variant == "" && found == nil {
-			found = d
-		}
-	}
-	if found != nil {
-		return *found, nil
-	}
-	sort.Strings(avail)
-	return ocispec.Descriptor{}, fmt.Errorf("no matching manifest for %s in the manifest list entries (available: %s)", platformString(want), strings.Join(avail, ", "))
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/builder-project/builder/internal/ioctx"
 	"github.com/builder-project/builder/internal/mediatype"
+	"github.com/builder-project/builder/internal/platform"
 	"github.com/builder-project/builder/internal/store"
 )
 
@@ -142,7 +143,7 @@ func (c *Client) pullOne(ctx context.Context, st *store.Store, r imageRef, want 
 		if err := json.Unmarshal(data, &idx); err != nil {
 			return Pulled{}, fmt.Errorf("decoding index %s: %w", top.Digest, err)
 		}
-		if mdesc, err = pickManifest(idx, want); err != nil {
+		if mdesc, err = platform.Pick(idx, want); err != nil {
 			return Pulled{}, err
 		}
 		child, got, _, err := c.fetchManifest(ctx, src, r.withDigest(mdesc.Digest))
