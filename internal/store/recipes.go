@@ -41,9 +41,8 @@ func (s *Store) recipePath(d digest.Digest) (string, error) {
 	return s.path("recipes", "sha256", d.Encoded()), nil
 }
 
-// readRecipe returns the recipe of blob d, if there is one and every
-// snapshot it needs is there.
-func (s *Store) readRecipe(d digest.Digest) (recipe, bool) {
+// loadRecipe returns the recipe of blob d, if there is one.
+func (s *Store) loadRecipe(d digest.Digest) (recipe, bool) {
 	p, err := s.recipePath(d)
 	if err != nil {
 		return recipe{}, false
@@ -54,6 +53,16 @@ func (s *Store) readRecipe(d digest.Digest) (recipe, bool) {
 	}
 	var r recipe
 	if json.Unmarshal(data, &r) != nil {
+		return recipe{}, false
+	}
+	return r, true
+}
+
+// readRecipe returns the recipe of blob d, if there is one and every
+// snapshot it needs is there.
+func (s *Store) readRecipe(d digest.Digest) (recipe, bool) {
+	r, ok := s.loadRecipe(d)
+	if !ok {
 		return recipe{}, false
 	}
 	for _, c := range append([]digest.Digest{r.Chain}, r.Parents...) {
@@ -163,16 +172,8 @@ func (s *Store) removeRecipes(keep Roots) error {
 // blobs read.
 func (s *Store) keepRecipeSnapshots(keep Roots) {
 	for d := range keep.Blobs {
-		p, err := s.recipePath(d)
-		if err != nil {
-			continue
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		var r recipe
-		if json.Unmarshal(data, &r) != nil {
+		r, ok := s.loadRecipe(d)
+		if !ok {
 			continue
 		}
 		keep.Chains[r.Chain] = true
