@@ -3,11 +3,9 @@ package builder
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/builder-project/builder/cache"
@@ -320,17 +318,8 @@ func (bd *build) compressLayers(ctx context.Context, recs []cache.Record, c Comp
 	if c.Compression != "" {
 		target, _ = layer.ParseCompression(c.Compression) // checked by CacheDest.check
 	}
-	idx, err := bd.b.st.View()
-	if err != nil {
-		return nil, err
-	}
 	forms := map[digest.Digest]ocispec.Descriptor{} // diffID → blob to push
-	var (
-		mu   sync.Mutex
-		made []store.Layer
-	)
-	eg, ectx := errgroup.WithContext(ctx)
-	eg.SetLimit(compressJobs(target))
+	var todo []store.Layer
 	for _, rec := range recs {
 		l := rec.Layer
 		if l == nil || !bd.stored(l) {
@@ -343,31 +332,14 @@ func (bd *build) compressLayers(ctx context.Context, recs []cache.Record, c Comp
 		if cur, known := blobCompression(l.Desc.MediaType); c.Compression == "" && known && cur != layer.Uncompressed {
 			continue
 		}
-		li, _ := idx.Layer(l.DiffID)
-		reuse, src, ok := bd.b.pickBlob(li, l.Desc, target, c.ForceCompression)
-		if ok {
-			forms[l.DiffID] = ocispec.Descriptor{MediaType: reuse.MediaType, Digest: reuse.Digest, Size: reuse.Size}
-			continue
-		}
-		eg.Go(func() error {
-			nl, err := bd.b.compressLayer(ectx, l.DiffID, src, target, c.writeOptions())
-			if err == nil {
-				mu.Lock()
-				made = append(made, nl)
-				mu.Unlock()
-			}
-			return err
-		})
+		todo = append(todo, store.Layer{DiffID: l.DiffID, Blob: l.Desc})
 	}
-	err = eg.Wait()
-	if len(made) > 0 {
-		err = errors.Join(err, bd.b.st.RecordLayers(made...))
-	}
+	blobs, err := bd.b.inCompression(ctx, todo, target, c)
 	if err != nil {
 		return nil, fmt.Errorf("compressing cached layers with %s: %w", target, err)
 	}
-	for _, nl := range made {
-		forms[nl.DiffID] = nl.Blob
+	for i, d := range blobs {
+		forms[todo[i].DiffID] = ocispec.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size}
 	}
 	out := slices.Clone(recs)
 	for i, rec := range out {

@@ -112,51 +112,20 @@ func (b *Builder) convert(ctx context.Context, manifest ocispec.Descriptor, c Co
 	if len(mf.Layers) != len(cfg.RootFS.DiffIDs) {
 		return ocispec.Descriptor{}, fmt.Errorf("manifest %s has %d layers but its config has %d diff IDs", manifest.Digest, len(mf.Layers), len(cfg.RootFS.DiffIDs))
 	}
-	idx, err := b.st.View()
-	if err != nil {
-		return ocispec.Descriptor{}, err
-	}
-
 	out := mf
 	out.MediaType = ocispec.MediaTypeImageManifest
 	if strings.HasPrefix(out.Config.MediaType, "application/vnd.docker.container.image.") {
 		out.Config.MediaType = ocispec.MediaTypeImageConfig
 	}
-	out.Layers = make([]ocispec.Descriptor, len(mf.Layers))
-	var (
-		mu   sync.Mutex
-		made []store.Layer
-	)
-	eg, ectx := errgroup.WithContext(ctx)
-	eg.SetLimit(compressJobs(target))
+	layers := make([]store.Layer, len(mf.Layers))
 	for i, cur := range mf.Layers {
-		li, _ := idx.Layer(cfg.RootFS.DiffIDs[i])
-		li.DiffID = cfg.RootFS.DiffIDs[i]
-		reuse, src, ok := b.pickBlob(li, cur, target, c.ForceCompression)
-		if ok {
-			out.Layers[i] = reuse
-			continue
-		}
-		eg.Go(func() error {
-			l, err := b.compressLayer(ectx, li.DiffID, src, target, c.writeOptions())
-			if err != nil {
-				return err
-			}
-			out.Layers[i] = ocispec.Descriptor{MediaType: l.Blob.MediaType, Digest: l.Blob.Digest, Size: l.Blob.Size, Annotations: cur.Annotations}
-			mu.Lock()
-			made = append(made, l)
-			mu.Unlock()
-			return nil
-		})
+		layers[i] = store.Layer{DiffID: cfg.RootFS.DiffIDs[i], Blob: cur}
 	}
-	err = eg.Wait()
-	// The blobs made are worth keeping even if another layer failed.
-	if len(made) > 0 {
-		err = errors.Join(err, b.st.RecordLayers(made...))
-	}
+	blobs, err := b.inCompression(ctx, layers, target, c)
 	if err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("compressing the layers of %s with %s: %w", shortID(mf.Config.Digest), target, err)
 	}
+	out.Layers = blobs
 	if sameManifest(mf, out) {
 		return manifest, nil
 	}
@@ -166,6 +135,53 @@ func (b *Builder) convert(ctx context.Context, manifest ocispec.Descriptor, c Co
 	}
 	desc.Platform = manifest.Platform
 	return desc, nil
+}
+
+// inCompression returns the blob of each layer in compression target: the
+// layer's own blob or another stored form of it when pickBlob may reuse
+// one, else a blob compressed now, once, from its stored form (at most
+// compressJobs(target) at a time) and recorded as a form of the layer
+// (store.RecordLayers), so that the next export finds it. The caller holds
+// a lease on the store, since the blobs it writes belong to no image. A
+// blob compressed now keeps the annotations of the layer's blob.
+func (b *Builder) inCompression(ctx context.Context, layers []store.Layer, target layer.Compression, c CompressionOptions) ([]ocispec.Descriptor, error) {
+	idx, err := b.st.View()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ocispec.Descriptor, len(layers))
+	var (
+		mu   sync.Mutex
+		made []store.Layer
+	)
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(compressJobs(target))
+	for i, l := range layers {
+		li, _ := idx.Layer(l.DiffID)
+		li.DiffID = l.DiffID
+		reuse, src, ok := b.pickBlob(li, l.Blob, target, c.ForceCompression)
+		if ok {
+			out[i] = reuse
+			continue
+		}
+		eg.Go(func() error {
+			nl, err := b.compressLayer(ectx, l.DiffID, src, target, c.writeOptions())
+			if err != nil {
+				return err
+			}
+			out[i] = ocispec.Descriptor{MediaType: nl.Blob.MediaType, Digest: nl.Blob.Digest, Size: nl.Blob.Size, Annotations: l.Blob.Annotations}
+			mu.Lock()
+			made = append(made, nl)
+			mu.Unlock()
+			return nil
+		})
+	}
+	err = eg.Wait()
+	// The blobs made are worth keeping even if another layer failed.
+	if len(made) > 0 {
+		err = errors.Join(err, b.st.RecordLayers(made...))
+	}
+	return out, err
 }
 
 // pickBlob returns the stored blob of the layer li that an export in
