@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
@@ -177,6 +178,10 @@ func newCompressor(w io.Writer, c Compression, o writeOptions) (io.WriteCloser, 
 		if err != nil {
 			return nil, fmt.Errorf("creating gzip writer: %w", err)
 		}
+		// pgzip writes the zero time.Time as a date in 2042; the Unix
+		// epoch is written as 0, gzip's "no time recorded", as Go's
+		// gzip and docker write it. There is no name or comment.
+		zw.ModTime = time.Unix(0, 0)
 		if err := zw.SetConcurrency(gzipBlockSize, procs); err != nil {
 			return nil, fmt.Errorf("configuring gzip writer: %w", err)
 		}

@@ -209,6 +209,28 @@ func TestWriteReproducible(t *testing.T) {
 	}
 }
 
+// TestWriteGzipHeader checks that a gzip layer's header carries nothing
+// that varies: no file name, comment or extra field, a zero mtime (RFC
+// 1952: none recorded), and the same OS byte (255, unknown) as Go's gzip.
+func TestWriteGzipHeader(t *testing.T) {
+	for _, level := range []int{0, 1, 5, 9} {
+		blob, _ := writeBytes(t, sampleTar(t), Gzip, WithLevel(level))
+		h := blob.buf.Bytes()[:10]
+		if h[0] != 0x1f || h[1] != 0x8b || h[2] != 8 {
+			t.Fatalf("level %d: not a deflate gzip stream: % x", level, h)
+		}
+		if flags := h[3]; flags != 0 {
+			t.Errorf("level %d: header flags %#x, want 0 (no name, comment or extra field)", level, flags)
+		}
+		if mtime := h[4:8]; !bytes.Equal(mtime, []byte{0, 0, 0, 0}) {
+			t.Errorf("level %d: header mtime % x, want 0", level, mtime)
+		}
+		if h[9] != 255 {
+			t.Errorf("level %d: header OS %d, want 255", level, h[9])
+		}
+	}
+}
+
 func TestWriteAborts(t *testing.T) {
 	genErr := errors.New("boom")
 	cancelled, cancel := context.WithCancel(context.Background())
