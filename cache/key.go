@@ -97,6 +97,12 @@ type KeyInput struct {
 	Sources digest.Digest
 	// Mounts are the RUN --mount options of the step.
 	Mounts []MountKey
+	// SourceDateEpoch is the build's SOURCE_DATE_EPOCH in seconds, empty
+	// without one. It changes the mtimes in the step's layer and the
+	// times in its history, so a step built under another epoch (or
+	// none) is another step. Empty adds nothing to the encoding: keys of
+	// builds without an epoch are those of older builders.
+	SourceDateEpoch string
 }
 
 // proxyArgs are Docker's predefined proxy build args. They may be used
@@ -128,6 +134,7 @@ func Key(in KeyInput) digest.Digest {
 		Args:        canonicalArgs(in.Args),
 		Flags:       canonicalKVs(in.Flags),
 		Sources:     cstr(in.Sources),
+		Epoch:       cstr(in.SourceDateEpoch),
 	}
 	for _, e := range in.Env {
 		doc.Env = append(doc.Env, cstr(e))
@@ -165,6 +172,7 @@ type keyDoc struct {
 	Flags       []kvDoc    `json:"flags,omitempty"`
 	Sources     cstr       `json:"sources,omitempty"`
 	Mounts      []mountDoc `json:"mounts,omitempty"`
+	Epoch       cstr       `json:"source_date_epoch,omitempty"`
 }
 
 type kvDoc struct {

@@ -53,6 +53,8 @@ func TestKeyRules(t *testing.T) {
 		{"bind from stage", func(in *KeyInput) {
 			in.Mounts = append(in.Mounts, MountKey{Type: "bind", Target: "/src", From: digest.FromString("stage")})
 		}, false},
+		{"source date epoch set", func(in *KeyInput) { in.SourceDateEpoch = "1600000000" }, false},
+		{"source date epoch 0", func(in *KeyInput) { in.SourceDateEpoch = "0" }, false},
 		{"invalid utf8 differs", func(in *KeyInput) { in.Instruction = "RUN \xff" }, false},
 		// Order and representation do not matter.
 		{"args order", func(in *KeyInput) { in.Args[0], in.Args[1] = in.Args[1], in.Args[0] }, true},
