@@ -35,13 +35,16 @@ var allowed = map[string][]string{
 	"internal/testutil":     {},
 	"internal/archtest":     {},
 
+	// layer-by-layer listings and comparisons of image archives, for tests
+	"internal/testutil/imagediff": {},
+
 	// the registry client, and the real registry its tests and others' run
 	"internal/registry":              {"internal/store", "output"},
 	"internal/registry/registrytest": {"internal/testutil"},
 }
 
 // testOnly are packages only tests may import, in any package.
-var testOnly = []string{"internal/testutil", "executor/executortest", "internal/registry/registrytest"}
+var testOnly = []string{"internal/testutil", "internal/testutil/imagediff", "executor/executortest", "internal/registry/registrytest"}
 
 // TestImportDirection parses every Go file of the module and checks its
 // project imports against the package map. A package missing from the map
