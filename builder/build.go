@@ -81,6 +81,14 @@ type BuildOptions struct {
 	// one (a file a later step deletes then takes no space). The steps
 	// are cached as usual, each with its own layer.
 	Squash bool
+	// SourceDateEpoch, when set, makes the build reproducible as
+	// SOURCE_DATE_EPOCH does in BuildKit: it is the config's created time
+	// and that of every history entry the build adds (the base image's
+	// are kept), every mtime newer than it in the layers the build makes
+	// becomes it (older ones stay), and the Dockerfile sees it as the
+	// build arg SOURCE_DATE_EPOCH. Nil takes it from that build arg when
+	// BuildArgs sets it, else the build has none. Only whole seconds count.
+	SourceDateEpoch *time.Time
 }
 
 // BuildResult describes a finished build.
@@ -125,6 +133,9 @@ func (b *Builder) Build(ctx context.Context, opts BuildOptions) (*BuildResult, e
 	defer closeEv()
 	src, name, err := readDockerfile(opts)
 	if err != nil {
+		return nil, err
+	}
+	if opts, err = withSourceDateEpoch(opts); err != nil {
 		return nil, err
 	}
 	target := platform.Host()
@@ -211,9 +222,9 @@ func (b *Builder) Build(ctx context.Context, opts BuildOptions) (*BuildResult, e
 	final := bd.results[g.Target]
 	cfg := final.cfg
 	// The image's creation time is that of its last step, so that a fully
-	// cached rebuild yields the same image ID.
-	created := time.Now().UTC()
-	if n := len(cfg.History); n > 0 && cfg.History[n-1].Created != nil {
+	// cached rebuild yields the same image ID; SOURCE_DATE_EPOCH fixes it.
+	created := bd.now()
+	if n := len(cfg.History); n > 0 && cfg.History[n-1].Created != nil && opts.SourceDateEpoch == nil {
 		created = *cfg.History[n-1].Created
 	}
 	cfg.Created = &created
@@ -231,7 +242,7 @@ func (b *Builder) Build(ctx context.Context, opts BuildOptions) (*BuildResult, e
 	}
 	layers := final.layers
 	if opts.Squash {
-		if layers, cfg.History, err = b.squash(ctx, opts.Runtime, final.parent, layers, cfg.History); err != nil {
+		if layers, cfg.History, err = b.squash(ctx, opts.Runtime, final.parent, layers, cfg.History, opts.SourceDateEpoch); err != nil {
 			return nil, err
 		}
 	}

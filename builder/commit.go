@@ -168,7 +168,9 @@ func (b *Builder) upperLayer(ctx context.Context, c *container, a *store.Active,
 	if squash {
 		n := b.squashBase(ctx, img.rec.ID, img.layers)
 		base = slices.Clone(img.layers[:n])
-		gen = func(w io.Writer) error { return b.squashLayer(ctx, c.spec.Runtime, base, img.layers[n:], upper, w) }
+		gen = func(w io.Writer) error {
+			return b.squashLayer(ctx, c.spec.Runtime, base, img.layers[n:], upper, nil, w)
+		}
 	} else if entries, err := os.ReadDir(a.Upper); err != nil || len(entries) == 0 {
 		return base, nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/builder-project/builder/executor"
 	"github.com/builder-project/builder/internal/store"
@@ -116,7 +117,7 @@ func (b *Builder) parentLayers(ctx context.Context, idx *store.Index, parent dig
 // upperdir: a file that a later layer deletes is simply gone, and the
 // kernel turns deletions of base's files into whiteouts. The cost follows
 // the size of the squashed layers, not of base.
-func (b *Builder) squashLayer(ctx context.Context, runtime string, base, top []store.Layer, extra func(io.Writer) error, w io.Writer) error {
+func (b *Builder) squashLayer(ctx context.Context, runtime string, base, top []store.Layer, extra func(io.Writer) error, epoch *time.Time, w io.Writer) error {
 	lowers, err := b.st.Snapshots().View(ctx, base)
 	if err != nil {
 		return err
@@ -154,7 +155,7 @@ func (b *Builder) squashLayer(ctx context.Context, runtime string, base, top []s
 	if err != nil {
 		return fmt.Errorf("squashing layers: %w", err)
 	}
-	return layer.Diff(ctx, upper, layer.DiffOptions{Lowers: lowers}, w)
+	return layer.Diff(ctx, upper, layer.DiffOptions{Lowers: lowers, SourceDateEpoch: epoch}, w)
 }
 
 // applyBlob applies the stored layer l onto the directory root.
@@ -178,8 +179,9 @@ func (b *Builder) applyBlob(ctx context.Context, root string, l store.Layer) err
 // squash collapses the layers above those of parent (every layer when
 // parent is unknown) into one, for build --squash: their history entries
 // become empty and one entry is added for the new layer, dated as the
-// last one so that a cached rebuild gives the same image.
-func (b *Builder) squash(ctx context.Context, runtime string, parent digest.Digest, layers []store.Layer, history []ocispec.History) ([]store.Layer, []ocispec.History, error) {
+// last one so that a cached rebuild gives the same image. epoch, when set,
+// clamps the new layer's mtimes (SOURCE_DATE_EPOCH).
+func (b *Builder) squash(ctx context.Context, runtime string, parent digest.Digest, layers []store.Layer, history []ocispec.History, epoch *time.Time) ([]store.Layer, []ocispec.History, error) {
 	idx, err := b.st.View()
 	if err != nil {
 		return nil, nil, err
@@ -189,7 +191,7 @@ func (b *Builder) squash(ctx context.Context, runtime string, parent digest.Dige
 		return layers, history, nil
 	}
 	l, err := b.writeLayer(ctx, func(w io.Writer) error {
-		return b.squashLayer(ctx, runtime, layers[:n], layers[n:], nil, w)
+		return b.squashLayer(ctx, runtime, layers[:n], layers[n:], nil, epoch, w)
 	})
 	if err != nil {
 		return nil, nil, err

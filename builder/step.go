@@ -69,6 +69,7 @@ func (bd *build) runStep(ctx context.Context, s *dockerfile.Stage, res *stageRes
 	}
 	in := p.key()
 	in.Parent, in.Platform = res.key, dockerfile.FormatPlatform(res.platform)
+	in.SourceDateEpoch = bd.epochKey()
 	key := cache.Key(in)
 	if rec, cfg, ok := bd.lookup(ctx, res, key); ok {
 		res.cfg = cfg
@@ -90,7 +91,7 @@ func (bd *build) runStep(ctx context.Context, s *dockerfile.Stage, res *stageRes
 		return dockerfile.NewError(st.Location, err)
 	}
 	res.scopeCfg()
-	now := time.Now().UTC()
+	now := bd.now()
 	res.cfg.History = append(res.cfg.History, ocispec.History{Created: &now, CreatedBy: p.createdBy(), Comment: historyComment, EmptyLayer: l == nil})
 	if l != nil {
 		res.layers = append(res.layers, *l)
@@ -228,6 +229,13 @@ func (bd *build) snapshotStep(ctx context.Context, res *stageResult, ev Event, f
 	entries, err := os.ReadDir(a.Upper)
 	if err != nil || len(entries) == 0 {
 		return nil, err // an empty upperdir gives no layer
+	}
+	if epoch := bd.opts.SourceDateEpoch; epoch != nil {
+		// Clamped in the snapshot itself, so that the tar its recipe
+		// writes again, and the next steps, see the same times.
+		if err := layer.ClampTimes(ctx, a.Upper, *epoch); err != nil {
+			return nil, err
+		}
 	}
 	// The layer is stored once, as its snapshot: the store regenerates
 	// the tar from it when the blob is read (store.Active.CommitLayer).
