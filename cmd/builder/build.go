@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/builder-project/builder/builder"
 	"github.com/builder-project/builder/dockerfile"
@@ -43,6 +44,7 @@ func cmdBuild(ctx context.Context, g *globals, args []string) error {
 	isolation := isolationFlags(fs)
 	push := fs.Bool("push", false, "push the image to its registry (shorthand for --output type=registry)")
 	squash := fs.Bool("squash", false, "squash the layers the build adds to its base image into one")
+	epoch := fs.String("source-date-epoch", "", "reproducible build: created times and layer mtimes newer than these seconds since 1970 become them (default $SOURCE_DATE_EPOCH)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -97,6 +99,9 @@ func cmdBuild(ctx context.Context, g *globals, args []string) error {
 	for _, l := range *labels {
 		k, v, _ := strings.Cut(l, "=")
 		opts.Labels[k] = v
+	}
+	if opts.SourceDateEpoch, err = sourceDateEpoch(*epoch, opts.BuildArgs); err != nil {
+		return err
 	}
 	switch *file {
 	case "-":
@@ -249,4 +254,28 @@ func pullPolicy(v string) string {
 		return builder.PullNever
 	}
 	return v
+}
+
+// sourceDateEpoch returns the build's SOURCE_DATE_EPOCH: --source-date-epoch,
+// else a --build-arg SOURCE_DATE_EPOCH (which the build reads itself), else
+// the environment's, as buildx passes it; nil for none.
+func sourceDateEpoch(flag string, buildArgs map[string]string) (*time.Time, error) {
+	if flag == "" {
+		if _, ok := buildArgs[builder.SourceDateEpochArg]; ok {
+			return nil, nil
+		}
+		if flag = os.Getenv("SOURCE_DATE_EPOCH"); flag == "" {
+			return nil, nil
+		}
+		t, err := builder.ParseSourceDateEpoch(flag)
+		if err != nil {
+			return nil, fmt.Errorf("environment variable %w", err)
+		}
+		return &t, nil
+	}
+	t, err := builder.ParseSourceDateEpoch(flag)
+	if err != nil {
+		return nil, fmt.Errorf("--source-date-epoch: %w", err)
+	}
+	return &t, nil
 }
