@@ -119,6 +119,20 @@ func TestSourceDateEpoch(t *testing.T) {
 	if len(runs) != 1 || !containsString(runs[0].Env, "SOURCE_DATE_EPOCH=1577836800") {
 		t.Errorf("RUN env: %+v, want SOURCE_DATE_EPOCH=1577836800", runs)
 	}
+
+	// Undeclared, the build arg is predefined: no warning, and RUN does
+	// not see it (BuildKit exposes it only after ARG SOURCE_DATE_EPOCH).
+	f.mustBuild(t, "FROM base:1\nRUN echo x > /x\n", BuildOptions{SourceDateEpoch: &epoch})
+	if runs := f.exec.Runs(); len(runs) != 2 || containsPrefix(runs[1].Env, "SOURCE_DATE_EPOCH=") {
+		t.Errorf("RUN without ARG SOURCE_DATE_EPOCH: env %q", runs[len(runs)-1].Env)
+	}
+	f.mu.Lock()
+	for _, ev := range f.evs {
+		if ev.Kind == Warning && strings.Contains(ev.Message, "SOURCE_DATE_EPOCH") {
+			t.Errorf("warning: %s", ev.Message)
+		}
+	}
+	f.mu.Unlock()
 }
 
 // TestSourceDateEpochCache checks that a step built under one epoch is not
