@@ -127,3 +127,28 @@ func TestReproducibleDiffListing(t *testing.T) {
 		t.Errorf("listing shows a content difference; only times differ:\n%s", listing)
 	}
 }
+
+// TestSourceDateEpochErrors checks that a bad epoch, from the flag or the
+// environment, fails the build with a message naming where it came from.
+func TestSourceDateEpochErrors(t *testing.T) {
+	ctx := t.TempDir()
+	writeFile(t, filepath.Join(ctx, "Dockerfile"), []byte("FROM scratch\n"))
+	for _, tc := range []struct {
+		env  string
+		args []string
+		want string
+	}{
+		{"", []string{"--source-date-epoch", "yesterday"}, `--source-date-epoch: SOURCE_DATE_EPOCH "yesterday": want the seconds since 1970-01-01 UTC`},
+		{"SOURCE_DATE_EPOCH=1.5", nil, `environment variable SOURCE_DATE_EPOCH "1.5"`},
+		{"", []string{"--build-arg", "SOURCE_DATE_EPOCH=-3"}, `--build-arg SOURCE_DATE_EPOCH "-3"`},
+	} {
+		cmd := cli(t.TempDir(), append(append([]string{"build"}, tc.args...), ctx)...)
+		if tc.env != "" {
+			cmd.Env = append(cmd.Env, tc.env)
+		}
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), tc.want) {
+			t.Errorf("%s %q: %v\n%s\nwant %q", tc.env, tc.args, err, out, tc.want)
+		}
+	}
+}
