@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,16 +52,35 @@ func (h *ttyHarness) golden(name string) {
 // the terminal turns into CR LF.
 type lineCounter struct {
 	w     io.Writer
+	mu    sync.Mutex
 	n, nl int
 }
 
 func (c *lineCounter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.n += len(p)
 	c.nl += strings.Count(string(p), "\n")
 	return c.w.Write(p)
 }
 
+// sent is how many bytes the terminal sends for what was written: it
+// sends "\n" as "\r\n".
+func (c *lineCounter) sent() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n + c.nl
+}
+
+// newTTYHarness draws on a cols×rows terminal at the test's pace: frames
+// come when the test asks, at the time the test says.
 func newTTYHarness(t *testing.T, cols, rows int) *ttyHarness {
+	return newTTYHarnessAt(t, cols, rows, true)
+}
+
+// newTTYHarnessAt draws on a cols×rows terminal, at the test's pace if
+// manual, else at the view's own pace on the real clock.
+func newTTYHarnessAt(t *testing.T, cols, rows int, manual bool) *ttyHarness {
 	t.Helper()
 	ptmx, tty, err := pty.Open()
 	if err != nil {
@@ -77,7 +97,11 @@ func newTTYHarness(t *testing.T, cols, rows int) *ttyHarness {
 		}
 		return c, r
 	}
-	h.v = newTTYView(h.w, ttyOptions{now: func() time.Time { return h.clock }, size: size, manual: true, color: true})
+	opts := ttyOptions{size: size, color: true}
+	if manual {
+		opts.now, opts.manual = func() time.Time { return h.clock }, true
+	}
+	h.v = newTTYView(h.w, opts)
 	return h
 }
 
@@ -132,7 +156,7 @@ var stepLabel = regexp.MustCompile(`\[\S+ \d+/\d+\]`)
 // terminal and its scrollback, and that steps kept their order.
 func (h *ttyHarness) check() {
 	h.t.Helper()
-	want := h.w.n + h.w.nl // the terminal sends "\n" as "\r\n"
+	want := h.w.sent()
 	deadline := time.Now().Add(10 * time.Second)
 	for h.scr.received() < want {
 		if time.Now().After(deadline) {
@@ -140,6 +164,12 @@ func (h *ttyHarness) check() {
 		}
 		time.Sleep(time.Millisecond)
 	}
+	h.invariants()
+}
+
+// invariants checks the terminal as it is now.
+func (h *ttyHarness) invariants() {
+	h.t.Helper()
 	if p := h.scr.errors(); len(p) > 0 {
 		h.t.Fatalf("terminal problems: %q\n%s", p, strings.Join(h.scr.transcript(), "\n"))
 	}
@@ -269,4 +299,48 @@ func TestTTYViewFailed(t *testing.T) {
 	h.frame(900 * time.Millisecond)
 	h.close(0, errors.New("RUN ./test.sh --suite c: exit code: 1"))
 	h.golden("tty-failed")
+}
+
+// durations are the times a build's lines show, with the spaces that
+// align them; they vary from run to run.
+var durations = regexp.MustCompile(` +\d+\.\ds`)
+
+// TestTTYViewBuild shows a real build (its RUN steps played by the fake
+// executor) on an 80×24 pseudo-terminal, the view drawing at its own
+// pace: while the build runs, no line wraps and no step has two lines,
+// and a running step's output shows under it; the final terminal, times
+// aside, is the golden one.
+func TestTTYViewBuild(t *testing.T) {
+	b := fakeBuilder(t)
+	h := newTTYHarnessAt(t, 80, 24, false)
+	const dockerfile = "FROM scratch AS build\n" +
+		"RUN echo compiling && echo 'step 1 of 2' && sleep 0.8 && echo 'step 2 of 2' > /out\n" +
+		"RUN echo \"a step with a command line much longer than a terminal of eighty columns is wide\" > /long\n" +
+		"FROM scratch\nCOPY --from=build /out /out\nRUN echo 'tests failed' && exit 2\n"
+	errc := make(chan error, 1)
+	go func() { errc <- fakeBuild(t, b, h.v, dockerfile) }()
+	var err error
+	sawOutput := false
+	for running := true; running; {
+		select {
+		case err = <-errc:
+			running = false
+		case <-time.After(20 * time.Millisecond):
+		}
+		h.invariants()
+		screen := strings.Join(h.scr.screen(), "\n")
+		sawOutput = sawOutput || regexp.MustCompile(`(?m)^=> \[build 2/3\] RUN echo compiling.*\n   compiling\n   step 1 of 2$`).MatchString(screen)
+	}
+	if err == nil {
+		t.Fatal("the build succeeded")
+	}
+	h.check()
+	if !sawOutput {
+		t.Error("the output of the running step never showed under it")
+	}
+	var final []string
+	for _, l := range h.scr.transcript() {
+		final = append(final, durations.ReplaceAllString(l, " N.Ns"))
+	}
+	golden(t, "tty-build", final)
 }
