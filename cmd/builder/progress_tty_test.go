@@ -301,6 +301,36 @@ func TestTTYViewFailed(t *testing.T) {
 	h.golden("tty-failed")
 }
 
+// TestTTYViewPull: while a FROM pulls its image, the layers moving show
+// below the steps with their progress, and the lines about the image
+// print above them; a layer that is done leaves the view.
+func TestTTYViewPull(t *testing.T) {
+	h := newTTYHarness(t, 80, 24)
+	transfer := func(id, status string, current, total int64) {
+		h.v.event(builder.Event{Kind: builder.Transfer, ID: id, Message: status, Current: current, Total: total, Time: h.clock})
+	}
+	h.ev(builder.StepStarted, "stage-0", 1, 2, "FROM alpine:3.19")
+	transfer("", "Pulling from library/alpine", 0, 0)
+	transfer("4abcf2066143", "Pulling fs layer", 0, 0)
+	transfer("c6a83fedfae6", "Pulling fs layer", 0, 0)
+	transfer("4abcf2066143", "Downloading", 1<<20, 3<<20)
+	transfer("c6a83fedfae6", "Downloading", 512<<10, 40<<20)
+	h.frame(300 * time.Millisecond)
+	h.shot("pulling")
+	transfer("4abcf2066143", "Download complete", 3<<20, 3<<20)
+	transfer("4abcf2066143", "Pull complete", 0, 0)
+	transfer("c6a83fedfae6", "Downloading", 30<<20, 40<<20)
+	h.frame(200 * time.Millisecond)
+	h.shot("one layer done")
+	transfer("c6a83fedfae6", "Pull complete", 0, 0)
+	transfer("", "Digest: sha256:c5b1261d6d3e43071626931fc004f70149baeba2c8ec672bd4f27761f8e1ad6b", 0, 0)
+	transfer("", "Status: Downloaded newer image for alpine:3.19", 0, 0)
+	h.done("stage-0", 1, 2, "FROM alpine:3.19", 700*time.Millisecond, nil)
+	h.done("stage-0", 2, 2, "LABEL a=b", 0, nil)
+	h.close(100*time.Millisecond, nil)
+	h.golden("tty-pull")
+}
+
 // durations are the times a build's lines show, with the spaces that
 // align them; they vary from run to run.
 var durations = regexp.MustCompile(` +\d+\.\ds`)
