@@ -17,7 +17,7 @@ func TestTruncate(t *testing.T) {
 		{"RUN make all", 8, "RUN m..."},
 		{"漢字漢字", 8, "漢字漢字"},
 		{"漢字漢字漢", 8, "漢字..."},
-		{"漢字漢字漢", 6, "漢..."}, // a wide character that would end past the room is left out
+		{"漢字漢字漢", 6, "漢..."},                            // a wide character that would end past the room is left out
 		{"e\u0301te\u0301 ok", 6, "e\u0301te\u0301 ok"}, // combining accents take no column
 		{"abcdef", 2, ".."},
 		{"abcdef", 0, ""},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -51,14 +52,15 @@ func (h *ttyHarness) golden(name string) {
 // lineCounter counts what is written to the terminal, and the newlines
 // the terminal turns into CR LF.
 type lineCounter struct {
-	w     io.Writer
-	mu    sync.Mutex
-	n, nl int
+	w             io.Writer
+	mu            sync.Mutex
+	n, nl, writes int
 }
 
 func (c *lineCounter) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.writes++
 	c.n += len(p)
 	c.nl += strings.Count(string(p), "\n")
 	return c.w.Write(p)
@@ -329,6 +331,26 @@ func TestTTYViewPull(t *testing.T) {
 	h.done("stage-0", 2, 2, "LABEL a=b", 0, nil)
 	h.close(100*time.Millisecond, nil)
 	h.golden("tty-pull")
+}
+
+// TestTTYViewFrameRate: however fast events come, the view draws at most
+// 10 frames a second, each in one write.
+func TestTTYViewFrameRate(t *testing.T) {
+	h := newTTYHarnessAt(t, 80, 24, false)
+	h.v.event(builder.Event{Kind: builder.StepStarted, Stage: "s", Step: 2, Steps: 2, Name: "RUN yes", Time: time.Now()})
+	start := time.Now()
+	for i := 0; time.Since(start) < 500*time.Millisecond; i++ {
+		h.v.event(builder.Event{Kind: builder.StepLog, Stage: "s", Step: 2, Steps: 2, Log: []byte(fmt.Sprintf("line %d\n", i))})
+	}
+	h.v.close(nil)
+	took := time.Since(start)
+	h.check()
+	h.w.mu.Lock()
+	writes := h.w.writes
+	h.w.mu.Unlock()
+	if most := int(took/frameInterval) + 1; writes > most || writes < 3 {
+		t.Errorf("%d frames in %v, want 3 to %d", writes, took, most)
+	}
 }
 
 // durations are the times a build's lines show, with the spaces that
