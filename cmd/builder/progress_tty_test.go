@@ -303,6 +303,20 @@ func TestTTYViewFailed(t *testing.T) {
 	h.golden("tty-failed")
 }
 
+// TestTTYViewCanceled: a build interrupted (^C) ends with its running
+// steps CANCELED and says so.
+func TestTTYViewCanceled(t *testing.T) {
+	h := newTTYHarness(t, 80, 24)
+	h.ev(builder.StepStarted, "stage-0", 2, 3, "RUN sleep 100")
+	h.log("stage-0", 2, 3, "sleeping")
+	h.frame(2 * time.Second)
+	h.close(time.Second, context.Canceled)
+	got := strings.Join(h.scr.transcript(), "\n")
+	if want := "=> CANCELED [stage-0 2/3] RUN sleep 100" + strings.Repeat(" ", 36) + "3.0s\nCanceled after 3.0s"; got != want {
+		t.Errorf("terminal:\n%s\nwant\n%s", got, want)
+	}
+}
+
 // TestTTYViewPull: while a FROM pulls its image, the layers moving show
 // below the steps with their progress, and the lines about the image
 // print above them; a layer that is done leaves the view.
