@@ -226,7 +226,7 @@ func golden(t *testing.T, name string, lines []string) {
 // The steps of TestTTYView's build: two stages built in parallel, then a
 // final one copying from both.
 const (
-	longRun = "RUN apk add --no-cache build-base \\\n\tlinux-headers && make -j4 all && make install DESTDIR=/out PREFIX=/usr/local CFLAGS=\"-O2 -pipe\""
+	longRun = "RUN apk add --no-cache build-base linux-headers && make -j4 all && make install DESTDIR=/out PREFIX=/usr/local CFLAGS=\"-O2 -pipe\""
 	docsRun = "RUN echo 'ドキュメントを生成しています' && mkdocs build --strict --site-dir /site"
 )
 
