@@ -26,6 +26,13 @@ const (
 // for platform: from the store, or pulled from its registry as the build's
 // pull policy allows. Stages that name the same image pull it once.
 func (bd *build) image(ctx context.Context, ref string, platform ocispec.Platform) (*stored, error) {
+	img, _, err := bd.imagePulling(ctx, ref, platform, nil)
+	return img, err
+}
+
+// imagePulling is image that also says whether the image came from a
+// registry (pulled), and calls pulling, if not nil, before it contacts one.
+func (bd *build) imagePulling(ctx context.Context, ref string, platform ocispec.Platform, pulling func()) (img *stored, pulled bool, err error) {
 	policy := bd.opts.Pull
 	if policy == "" {
 		policy = PullMissing
@@ -34,23 +41,27 @@ func (bd *build) image(ctx context.Context, ref string, platform ocispec.Platfor
 		img, err := bd.b.resolve(ctx, ref)
 		switch {
 		case err == nil && (isIDRef(ref, img.rec) || samePlatform(img.config.Platform, platform)):
-			return img, nil
+			return img, false, nil
 		case err == nil && policy == PullNever:
-			return nil, fmt.Errorf("image %s is %s, not %s (and --pull=never)", ref, dockerfile.FormatPlatform(img.config.Platform), dockerfile.FormatPlatform(platform))
+			return nil, false, fmt.Errorf("image %s is %s, not %s (and --pull=never)", ref, dockerfile.FormatPlatform(img.config.Platform), dockerfile.FormatPlatform(platform))
 		case err != nil && (policy == PullNever || !errors.Is(err, ErrNotFound)):
-			return nil, err
+			return nil, false, err
 		}
 	}
+	if pulling != nil {
+		pulling()
+	}
 	key := ref + " " + dockerfile.FormatPlatform(platform)
-	_, err, _ := bd.pulls.Do(key, func() (any, error) {
+	_, err, _ = bd.pulls.Do(key, func() (any, error) {
 		opts := PullOptions{RegistryOptions: bd.opts.Registry, Platform: dockerfile.FormatPlatform(platform), Progress: bd.ev.emit}
 		_, err := bd.b.Pull(ctx, ref, opts)
 		return nil, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("pulling %s: %w", ref, err)
+		return nil, true, fmt.Errorf("pulling %s: %w", ref, err)
 	}
-	return bd.b.resolve(ctx, ref)
+	img, err = bd.b.resolve(ctx, ref)
+	return img, true, err
 }
 
 // samePlatform reports whether an image's platform is the wanted one. An

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/builder-project/builder/dockerfile"
 	"github.com/builder-project/builder/internal/platform"
@@ -46,12 +47,28 @@ func (r *stageResult) diffIDs() []digest.Digest {
 func (bd *build) runStage(ctx context.Context, s *dockerfile.Stage) error {
 	res := bd.result(s)
 	res.noCache = bd.opts.NoCache || containsFold(bd.opts.NoCacheFilter, s.Name)
-	steps, err := bd.startStage(ctx, s, res)
+	// FROM is the stage's first step, as in BuildKit's "[build 1/4] FROM
+	// alpine": CACHED when the base is stored, run while it is pulled.
+	start := time.Now()
+	from := Event{Stage: s.DisplayName(), Step: 1, Steps: len(s.Steps) + 1, Name: "FROM " + s.BaseName}
+	steps, pulled, err := bd.startStage(ctx, s, res, func() {
+		ev := from
+		ev.Kind = StepStarted
+		bd.ev.emit(ev)
+	})
+	from.Kind, from.Err, from.Duration = StepDone, err, time.Since(start)
+	if err == nil {
+		from.Steps = len(steps) + 1
+		if !pulled && s.BaseStage == nil && !s.IsScratch() {
+			from.Kind, from.Duration = StepCached, 0
+		}
+	}
+	bd.ev.emit(from)
 	if err != nil {
 		return err
 	}
 	for i, st := range steps {
-		ev := Event{Stage: s.DisplayName(), Step: i + 1, Steps: len(steps), Name: st.Original}
+		ev := Event{Stage: s.DisplayName(), Step: i + 2, Steps: len(steps) + 1, Name: st.Original}
 		if err := bd.runStep(ctx, s, res, st, ev); err != nil {
 			return err
 		}
@@ -60,14 +77,15 @@ func (bd *build) runStage(ctx context.Context, s *dockerfile.Stage) error {
 }
 
 // startStage sets up res from the stage's base and returns the steps to run:
-// the base image's ONBUILD triggers first.
-func (bd *build) startStage(ctx context.Context, s *dockerfile.Stage, res *stageResult) ([]*dockerfile.Step, error) {
-	steps := s.Steps
+// the base image's ONBUILD triggers first. pulled says whether the base
+// image came from a registry; pulling is called before it is pulled.
+func (bd *build) startStage(ctx context.Context, s *dockerfile.Stage, res *stageResult, pulling func()) (steps []*dockerfile.Step, pulled bool, err error) {
+	steps = s.Steps
 	res.platform = bd.target
 	if s.Platform != "" {
 		p, err := platform.Parse(s.Platform)
 		if err != nil {
-			return nil, dockerfile.NewError(s.Location, fmt.Errorf("FROM --platform: %w", err))
+			return nil, false, dockerfile.NewError(s.Location, fmt.Errorf("FROM --platform: %w", err))
 		}
 		res.platform = p
 	}
@@ -75,7 +93,7 @@ func (bd *build) startStage(ctx context.Context, s *dockerfile.Stage, res *stage
 	case s.BaseStage != nil:
 		base := bd.result(s.BaseStage)
 		if err := deepCopy(&res.cfg, &base.cfg); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		res.layers = append([]store.Layer(nil), base.layers...)
 		res.scope = base.scope.Child()
@@ -86,10 +104,11 @@ func (bd *build) startStage(ctx context.Context, s *dockerfile.Stage, res *stage
 		res.scope = bd.g.NewScope(nil)
 		res.key = digest.FromString("scratch")
 	default:
-		img, err := bd.image(ctx, s.BaseName, res.platform)
+		img, fresh, err := bd.imagePulling(ctx, s.BaseName, res.platform, pulling)
 		if err != nil {
-			return nil, dockerfile.NewError(s.Location, fmt.Errorf("FROM %s: %w", s.BaseName, err))
+			return nil, fresh, dockerfile.NewError(s.Location, fmt.Errorf("FROM %s: %w", s.BaseName, err))
 		}
+		pulled = fresh
 		res.cfg = img.config
 		res.parent = img.rec.ID
 		res.key = img.rec.Manifest.Digest
@@ -98,14 +117,14 @@ func (bd *build) startStage(ctx context.Context, s *dockerfile.Stage, res *stage
 		if len(img.config.Config.OnBuild) > 0 {
 			trig, err := bd.g.ParseTriggers(s, img.config.Config.OnBuild)
 			if err != nil {
-				return nil, err
+				return nil, pulled, err
 			}
 			steps = append(trig, steps...)
 		}
 	}
 	res.cfg.Config.OnBuild = nil
 	res.cfg.Config.Env = res.scope.ImageEnv()
-	return steps, nil
+	return steps, pulled, nil
 }
 
 // scopeCfg copies the scope's image environment into the config.

@@ -287,7 +287,7 @@ func TestFakeErrorLocations(t *testing.T) {
 	}
 	var se *StepError
 	_, err := f.build(t, "FROM scratch\nRUN echo some output && exit 7\n", BuildOptions{})
-	if !errors.As(err, &se) || se.Code != 7 || !strings.Contains(se.Msg, "some output") || !strings.Contains(se.Msg, "[stage-0 1/1]") {
+	if !errors.As(err, &se) || se.Code != 7 || !strings.Contains(se.Msg, "some output") || !strings.Contains(se.Msg, "[stage-0 2/2]") {
 		t.Errorf("StepError: %+v (%v)", se, err)
 	}
 	// A failed build leaves no image, no active snapshot and no temp dir.

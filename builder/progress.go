@@ -36,9 +36,13 @@ type Event struct {
 	// Stage is the stage's display name ("build", "stage-0").
 	Stage string
 	// Step is the 1-based position of the step in its stage, Steps the
-	// number of steps in that stage.
+	// number of steps in that stage. As in BuildKit, the stage's FROM is
+	// its step 1 ("FROM alpine", StepCached when the base image is stored,
+	// StepStarted then StepDone while it is pulled), the base image's
+	// ONBUILD triggers come next, then the stage's own instructions.
+	// Stage and Step identify a step within a build.
 	Step, Steps int
-	// Name is the instruction as shown ("RUN make").
+	// Name is the instruction as written ("RUN make"); it may span lines.
 	Name string
 	// Log is output of the step, for StepLog.
 	Log []byte

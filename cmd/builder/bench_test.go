@@ -227,7 +227,7 @@ func benchBuild(b *testing.B, root, ctxDir string) benchRun {
 	r.steps, _ = strconv.Atoi(m[1])
 	r.cached, _ = strconv.Atoi(m[2])
 	for _, l := range r.lines {
-		if strings.HasSuffix(l.text, " CACHED") {
+		if strings.HasSuffix(l.text, " CACHED") && !strings.Contains(l.text, "] FROM ") {
 			r.hits++
 		}
 	}

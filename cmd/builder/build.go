@@ -30,7 +30,7 @@ func cmdBuild(ctx context.Context, g *globals, args []string) error {
 	iidfile := fs.String("iidfile", "", "write the image ID to this file")
 	network := fs.String("network", "default", "network of RUN steps: default, none or host")
 	outputs := fs.StringArrayP("output", "o", nil, "output: type=image|oci|docker|local|tar,dest=PATH; oci and docker take compression=gzip|zstd|uncompressed,compression-level=N,force-compression=true; local needs an empty or missing dest unless force=true, which merges into it (image entries replace same-named ones, nothing else is deleted)")
-	progress := fs.String("progress", "auto", "progress output: auto, plain, tty or quiet")
+	progress := fs.String("progress", "auto", "progress output: "+progressModes)
 	quiet := fs.BoolP("quiet", "q", false, "suppress the build output and print the image ID")
 	jobs := fs.Int("jobs", 0, "how many stages may build at once (default: all that are ready)")
 	runtime := fs.String("runtime", "", "OCI runtime for RUN: builtin (default), runc, crun or a path")
@@ -152,7 +152,7 @@ func cmdBuild(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 	res, err := b.Build(ctx, opts)
-	r.close()
+	r.close(err)
 	if err != nil {
 		return buildError(err, opts)
 	}
