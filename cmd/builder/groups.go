@@ -39,11 +39,10 @@ var groups = map[string]group{
 		"rm": {verb: "rm"}, "remove": {verb: "rm"}, "run": {verb: "run"}, "start": {verb: "start"}, "stop": {verb: "stop"},
 	}},
 	"builder": {summary: "Manage builds and the build cache", subs: map[string]alias{
-		"build": {verb: "build"}, "prune": {verb: "cache", args: []string{"prune"}},
-		"du": {verb: "cache", args: []string{"du"}}, "ls": {verb: "cache", args: []string{"ls"}},
+		"build": {verb: "build"}, "prune": {verb: "cache", args: []string{"prune"}}, "du": {verb: "cache", args: []string{"du"}},
 	}},
 	"system": {summary: "Manage the store", subs: map[string]alias{
-		"prune": {verb: "prune"}, "info": {verb: "info"}, "df": {verb: "cache", args: []string{"du"}},
+		"prune": {verb: "prune"}, "info": {verb: "info"},
 	}},
 }
 

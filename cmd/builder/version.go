@@ -38,7 +38,8 @@ func cmdVersion(ctx context.Context, g *globals, args []string) error {
 		}
 	}
 	if *format == "" {
-		*format = "Version:     {{.Version}}\nGo version:  {{.GoVersion}}\nGit commit:  {{.GitCommit}}\nBuilt:       {{.BuildTime}}\nOS/Arch:     {{.Os}}/{{.Arch}}"
+		*format = "Version:     {{.Version}}\nGo version:  {{.GoVersion}}\n{{if .GitCommit}}Git commit:  {{.GitCommit}}\n{{end}}" +
+			"{{if .BuildTime}}Built:       {{.BuildTime}}\n{{end}}OS/Arch:     {{.Os}}/{{.Arch}}"
 	}
 	return printRows(os.Stdout, *format, "", versionInfo{}, []versionInfo{v})
 }
