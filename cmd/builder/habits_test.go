@@ -230,8 +230,9 @@ func TestInspectMissingAndLoadQuiet(t *testing.T) {
 	if errs != "Error: No such object: missing\n" {
 		t.Errorf("inspect good missing: stderr %q", errs)
 	}
-	if out, _ := failCLI(t, root, 1, "inspect", "-f", "{{.Id}}", "missing", "app:1"); out != id+"\n" {
-		t.Errorf("inspect -f missing good printed %q", out)
+	out, errs = failCLI(t, root, 1, "inspect", "-f", "{{.Id}}", "missing", "app:1", "gone")
+	if out != id+"\n" || errs != "Error: No such object: missing\nError: No such object: gone\n" {
+		t.Errorf("inspect -f missing good gone printed %q, %q", out, errs)
 	}
 	if _, errs := failCLI(t, root, 1, "image", "inspect", "missing"); errs != "Error: No such image: missing\n" {
 		t.Errorf("image inspect missing: %q", errs)

@@ -302,14 +302,15 @@ func cmdInspect(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	// As docker: what was found is printed, then what was not reported.
+	// As docker: what was found is printed, then what was not reported,
+	// a line each.
 	var objs []any
-	var missing []error
+	var missing []string
 	for _, name := range fs.Args() {
 		res, err := b.InspectObjects(ctx, []string{name}, *kind)
 		switch {
 		case errors.Is(err, builder.ErrNotFound):
-			missing = append(missing, fmt.Errorf("No such %s: %s", objectKind(*kind), name))
+			missing = append(missing, fmt.Sprintf("No such %s: %s", objectKind(*kind), name))
 		case err != nil:
 			return err
 		default:
@@ -319,7 +320,10 @@ func cmdInspect(ctx context.Context, g *globals, args []string) error {
 	if err := printObjects(os.Stdout, *format, objs); err != nil {
 		return err
 	}
-	return errors.Join(missing...)
+	if len(missing) > 0 {
+		return errors.New(strings.Join(missing, "\nError: "))
+	}
+	return nil
 }
 
 // objectKind names what inspect --type looked for, as docker's errors do.
