@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/builder-project/builder/internal/store"
 	"github.com/builder-project/builder/output"
+	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -71,22 +73,34 @@ func (b *Builder) SaveWith(ctx context.Context, w io.Writer, opts SaveOptions, r
 	if err != nil {
 		return err
 	}
+	// An image named twice (X X, or a tag and its ID) is written once,
+	// with every name given.
 	var imgs []output.Image
+	at := map[digest.Digest]int{}
 	for _, ref := range refs {
 		rec, err := idx.Resolve(ref)
 		if err != nil {
 			return err
 		}
-		img := output.Image{Manifest: rec.Manifest}
+		var name string
 		if n, err := store.NormalizeRef(ref); err == nil && idx.Tags()[n] == rec.ID {
-			img.Names = []string{n}
+			name = n
 		} else if !isIDRef(ref, rec) {
 			return fmt.Errorf("saving %s: not a tag of image %s", ref, shortID(rec.ID))
 		}
-		if img.Manifest, err = b.convert(ctx, rec.Manifest, opts.CompressionOptions); err != nil {
-			return fmt.Errorf("saving %s: %w", ref, err)
+		i, seen := at[rec.ID]
+		if !seen {
+			img := output.Image{Manifest: rec.Manifest}
+			if img.Manifest, err = b.convert(ctx, rec.Manifest, opts.CompressionOptions); err != nil {
+				return fmt.Errorf("saving %s: %w", ref, err)
+			}
+			i = len(imgs)
+			at[rec.ID] = i
+			imgs = append(imgs, img)
 		}
-		imgs = append(imgs, img)
+		if name != "" && !slices.Contains(imgs[i].Names, name) {
+			imgs[i].Names = append(imgs[i].Names, name)
+		}
 	}
 	return exp.Export(ctx, b.st, imgs...)
 }

@@ -67,9 +67,13 @@ type Output struct {
 
 // ParseOutput parses docker's --output value:
 // "type=TYPE[,dest=PATH][,compression=gzip|zstd|uncompressed][,compression-level=N][,force-compression=true|false]",
-// "type=local,dest=DIR[,force=true|false]", or a bare PATH, which means
-// type=local.
+// "type=local,dest=DIR[,force=true|false]", a bare PATH, which means
+// type=local, or "-", which means type=tar,dest=- as in BuildKit. A Dest of
+// "-" stands for standard output: the caller sets Writer for it.
 func ParseOutput(s string) (Output, error) {
+	if s == "-" {
+		return Output{Type: OutputTar, Dest: "-"}, nil
+	}
 	if !strings.Contains(s, "=") {
 		return Output{Type: OutputLocal, Dest: s}, nil
 	}

@@ -76,13 +76,17 @@ func (r foregroundRuntime) Start(ctx context.Context, runtime string, cfg execut
 // start: 127 when the command is not found, 126 when it cannot be
 // executed, 125 for any other failure.
 func startFailureCode(err error) int {
-	// The executor reports the failure as text: "starting ARGV0: ERRNO".
+	// The built-in runtime reports the failure as text, "starting ARGV0:
+	// ERRNO"; runc as `exec: "ARGV0": stat ARGV0: ERRNO` or "executable
+	// file not found in $PATH", crun as "executable file `ARGV0` not found".
 	msg := err.Error()
-	starting := strings.Contains(msg, "starting ")
+	starting := strings.Contains(msg, "starting ") || strings.Contains(msg, `exec: "`) || strings.Contains(msg, "executable file")
 	switch {
-	case strings.Contains(msg, "executable file not found"), starting && strings.Contains(msg, "no such file or directory"):
+	case !starting:
+		return 125
+	case strings.Contains(msg, "executable file") && strings.Contains(msg, "not found"), strings.Contains(msg, "no such file or directory"):
 		return 127
-	case starting && (strings.Contains(msg, "permission denied") || strings.Contains(msg, "exec format error")):
+	case strings.Contains(msg, "permission denied"), strings.Contains(msg, "exec format error"):
 		return 126
 	}
 	return 125

@@ -64,6 +64,59 @@ func (b *Builder) Prune(ctx context.Context, opts PruneOptions) (PruneReport, er
 	return rep, err
 }
 
+// CachePruneOptions configure PruneCache, as docker's builder prune.
+type CachePruneOptions struct {
+	// All removes the entries whose layer an image holds too; without it
+	// only the others go (docker's dangling build cache), which are the
+	// ones whose removal frees space.
+	All bool
+	// Until removes only entries unused for longer than this.
+	Until time.Duration
+	// KeepStorage removes least recently used entries until the cache
+	// holds at most this many bytes; 0 means no limit.
+	KeepStorage int64
+}
+
+// PruneCache removes the build cache entries opts select (every one, of
+// those All allows, when neither Until nor KeepStorage is set), then the
+// data nothing references any more. It returns how many entries went and
+// the bytes freed. Images are left alone.
+func (b *Builder) PruneCache(ctx context.Context, opts CachePruneOptions) (int, int64, error) {
+	co := cache.PruneOptions{Until: opts.Until, KeepStorage: opts.KeepStorage, All: opts.Until == 0 && opts.KeepStorage == 0}
+	if !opts.All {
+		held, err := b.imageLayers(ctx)
+		if err != nil {
+			return 0, 0, err
+		}
+		co.Spare = func(r cache.Record) bool { return r.Layer == nil || held[r.Layer.DiffID] }
+	}
+	gone, err := b.cache.Prune(ctx, co)
+	if err != nil {
+		return 0, 0, fmt.Errorf("pruning build cache: %w", err)
+	}
+	reclaimed, err := b.collect(ctx)
+	return len(gone), reclaimed, err
+}
+
+// imageLayers returns the diffIDs of the layers of every stored image.
+func (b *Builder) imageLayers(ctx context.Context) (map[digest.Digest]bool, error) {
+	idx, err := b.st.View()
+	if err != nil {
+		return nil, err
+	}
+	held := map[digest.Digest]bool{}
+	for _, rec := range idx.Images() {
+		img, err := b.readImage(ctx, idx, rec)
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range img.layers {
+			held[l.DiffID] = true
+		}
+	}
+	return held, nil
+}
+
 // collect deletes the blobs and snapshots that no image and no build cache
 // record references, and returns the bytes freed.
 func (b *Builder) collect(ctx context.Context) (int64, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -27,18 +28,29 @@ type ImageSummary struct {
 
 // ImagesOptions filter Images, with docker's filters.
 type ImagesOptions struct {
+	// All lists intermediate images too: untagged ones that other images
+	// are built on, which docker images hides without -a.
+	All bool
 	// Dangling, when non-nil, keeps only images that are (or are not) dangling.
 	Dangling *bool
 	// Labels keep images having each label ("k" or "k=v").
 	Labels []string
 	// References keep images with a tag matching one of these patterns
-	// (path.Match against the familiar name, with or without tag, as docker).
+	// (path.Match against the familiar name, with or without tag, as
+	// docker), and of their tags only the matching ones, in RepoTags.
 	References []string
+	// Before keeps images created before the image this names; Since,
+	// images created after it (docker's before= and since= filters).
+	Before, Since string
 }
 
 // Images lists stored images, newest first.
 func (b *Builder) Images(ctx context.Context, opts ImagesOptions) ([]ImageSummary, error) {
 	idx, err := b.st.View()
+	if err != nil {
+		return nil, err
+	}
+	before, since, err := b.timeBounds(ctx, idx, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -56,12 +68,15 @@ func (b *Builder) Images(ctx context.Context, opts ImagesOptions) ([]ImageSummar
 			s.RepoTags = []string{}
 		}
 		s.Dangling = len(s.RepoTags) == 0
+		if s.Dangling && !opts.All && idx.HasChildren(rec.ID) {
+			continue
+		}
 		if img.config.Created != nil {
 			s.Created = *img.config.Created
 		} else {
 			s.Created = rec.Created
 		}
-		if !opts.keep(s) {
+		if !opts.keep(&s) || !before.IsZero() && !s.Created.Before(before) || !since.IsZero() && !s.Created.After(since) {
 			continue
 		}
 		out = append(out, s)
@@ -75,7 +90,36 @@ func (b *Builder) Images(ctx context.Context, opts ImagesOptions) ([]ImageSummar
 	return out, nil
 }
 
-func (o ImagesOptions) keep(s ImageSummary) bool {
+// timeBounds returns the creation times of the images opts.Before and
+// opts.Since name (zero when not set).
+func (b *Builder) timeBounds(ctx context.Context, idx *store.Index, opts ImagesOptions) (before, since time.Time, err error) {
+	created := func(filter, ref string) (time.Time, error) {
+		if ref == "" {
+			return time.Time{}, nil
+		}
+		rec, err := idx.Resolve(ref)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("filter %s=%s: %w", filter, ref, err)
+		}
+		img, err := b.readImage(ctx, idx, rec)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if img.config.Created != nil {
+			return *img.config.Created, nil
+		}
+		return rec.Created, nil
+	}
+	if before, err = created("before", opts.Before); err != nil {
+		return
+	}
+	since, err = created("since", opts.Since)
+	return
+}
+
+// keep reports whether s passes the filters, and leaves in s.RepoTags only
+// the tags the reference filters match.
+func (o ImagesOptions) keep(s *ImageSummary) bool {
 	if o.Dangling != nil && *o.Dangling != s.Dangling {
 		return false
 	}
@@ -86,26 +130,25 @@ func (o ImagesOptions) keep(s ImageSummary) bool {
 			return false
 		}
 	}
-	if len(o.References) > 0 {
-		match := false
-		for _, pat := range o.References {
-			for _, t := range s.RepoTags {
-				name, _, _ := strings.Cut(t, ":")
-				if i := strings.LastIndex(t, ":"); i > strings.LastIndex(t, "/") {
-					name = t[:i]
-				}
-				if m, _ := path.Match(pat, t); m {
-					match = true
-				} else if m, _ := path.Match(pat, name); m {
-					match = true
-				}
-			}
+	if len(o.References) == 0 {
+		return true
+	}
+	var tags []string
+	for _, t := range s.RepoTags {
+		name := t
+		if i := strings.LastIndex(t, ":"); i > strings.LastIndex(t, "/") {
+			name = t[:i]
 		}
-		if !match {
-			return false
+		if slices.ContainsFunc(o.References, func(pat string) bool {
+			m1, _ := path.Match(pat, t)
+			m2, _ := path.Match(pat, name)
+			return m1 || m2
+		}) {
+			tags = append(tags, t)
 		}
 	}
-	return true
+	s.RepoTags = tags
+	return len(tags) > 0
 }
 
 // Tag points the reference dst at the image src names.
@@ -128,7 +171,8 @@ type RemoveResult struct {
 // is deleted when its last tag goes. An image ID with several tags needs
 // force, which untags them all; so does an image a container was created
 // from, which keeps working, and one a running container uses cannot be
-// removed at all. Unreferenced blobs and snapshots are then collected.
+// removed at all. Nor can an image other images name as their Parent:
+// removing its last tag only untags it. Unreferenced blobs and snapshots are then collected.
 func (b *Builder) Remove(ctx context.Context, refs []string, force bool) (RemoveResult, error) {
 	var res RemoveResult
 	var errs []error

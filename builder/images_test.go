@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/builder-project/builder/internal/testutil"
 )
@@ -147,5 +148,45 @@ func TestHistoryAndSaveLoadExport(t *testing.T) {
 	sort.Strings(names)
 	if strings.Join(names, ",") != "dir,dir/f,g" {
 		t.Fatalf("export entries = %v", names)
+	}
+}
+
+// TestImagesFilters checks that the reference filters keep only the
+// matching tags of an image, and the before and since filters.
+func TestImagesFilters(t *testing.T) {
+	ctx := context.Background()
+	b := newTestBuilder(t)
+	first, err := b.Import(ctx, bytes.NewReader(tarOf(t, "a", "1")), ImportOptions{Ref: "app:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Tag(ctx, "app:1", "other:1"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	second, _ := b.Import(ctx, bytes.NewReader(tarOf(t, "a", "2")), ImportOptions{Ref: "app:2"})
+	for _, tc := range []struct {
+		opts ImagesOptions
+		want string // ID:tags;...
+	}{
+		{ImagesOptions{References: []string{"app"}}, second + ":app:2;" + first + ":app:1"},
+		{ImagesOptions{References: []string{"other:*"}}, first + ":other:1"},
+		{ImagesOptions{Before: "app:2"}, first + ":app:1,other:1"},
+		{ImagesOptions{Since: first}, second + ":app:2"},
+	} {
+		list, err := b.Images(ctx, tc.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, s := range list {
+			got = append(got, s.ID+":"+strings.Join(s.RepoTags, ","))
+		}
+		if strings.Join(got, ";") != tc.want {
+			t.Errorf("Images(%+v) = %v, want %s", tc.opts, got, tc.want)
+		}
+	}
+	if _, err := b.Images(ctx, ImagesOptions{Since: "missing"}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("since= a missing image: %v", err)
 	}
 }

@@ -25,6 +25,10 @@ type PruneOptions struct {
 	KeepStorage int64
 	// All removes every record.
 	All bool
+	// Spare, when set, keeps each record it returns true for, whatever
+	// the other options select (docker's builder prune without --all
+	// spares the records whose layer an image holds).
+	Spare func(Record) bool
 }
 
 // Prune removes the records selected by opts and returns them, so that the
@@ -76,6 +80,9 @@ func (c *Cache) Prune(ctx context.Context, opts PruneOptions) ([]Record, error) 
 	for _, cd := range cands {
 		if err := ctx.Err(); err != nil {
 			return removed, fmt.Errorf("pruning records: %w", err)
+		}
+		if opts.Spare != nil && opts.Spare(cd.rec) {
+			continue
 		}
 		switch {
 		case opts.All:

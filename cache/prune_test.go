@@ -32,6 +32,8 @@ func TestPrune(t *testing.T) {
 		{"keep storage exact", PruneOptions{KeepStorage: 1000}, nil},
 		{"keep storage after until", PruneOptions{Until: 48 * time.Hour, KeepStorage: 400}, []string{"old", "mid", "new"}},
 		{"all", PruneOptions{All: true}, []string{"old", "mid", "new", "newest"}},
+		{"all but spared", PruneOptions{All: true, Spare: func(r Record) bool { return r.Size == 200 || r.Size == 400 }}, []string{"old", "new"}},
+		{"spared whatever the age", PruneOptions{Until: 12 * time.Hour, Spare: func(r Record) bool { return r.Size == 100 }}, []string{"mid"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -51,7 +51,26 @@ func planLayout(ctx context.Context, p Provider, imgs []Image) (plan, error) {
 		pl.entries = append(pl.entries, indexEntries(desc, img.Names)...)
 	}
 	pl.blobs = b.descs
+	uniqueRefNames(pl.entries)
 	return pl, nil
+}
+
+// uniqueRefNames gives each entry its own org.opencontainers.image.ref.name:
+// an entry whose tag another entry also has is named by its full name
+// instead (docker.io/library/app:latest), so that skopeo's and podman's
+// oci-archive:FILE:NAME find each image.
+func uniqueRefNames(entries []ocispec.Descriptor) {
+	count := map[string]int{}
+	for _, e := range entries {
+		if r := e.Annotations[annotationRefName]; r != "" {
+			count[r]++
+		}
+	}
+	for _, e := range entries {
+		if r := e.Annotations[annotationRefName]; r != "" && count[r] > 1 {
+			e.Annotations[annotationRefName] = e.Annotations[annotationContainerdName]
+		}
+	}
 }
 
 // describe returns a clean descriptor of a manifest: media type (sniffed if

@@ -61,7 +61,7 @@ func openInput(name string) (io.Reader, func(), error) {
 func cmdLoad(ctx context.Context, g *globals, args []string) error {
 	fs := g.flags("load")
 	input := fs.StringP("input", "i", "-", "read from this archive file, or OCI layout directory (DIR or oci:DIR), instead of standard input")
-	quiet := fs.BoolP("quiet", "q", false, "suppress the load output")
+	fs.BoolP("quiet", "q", false, "suppress progress output (load prints none; what was loaded is still printed, as docker does)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -83,14 +83,14 @@ func cmdLoad(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return fmt.Errorf("loading %s: %w", *input, err)
 	}
-	if !*quiet {
-		for _, l := range loaded {
-			if len(l.Names) == 0 {
-				fmt.Println("Loaded image ID:", l.ID)
-			}
-			for _, n := range l.Names {
-				fmt.Println("Loaded image:", n)
-			}
+	// As docker, -q only silences progress, which load has none of:
+	// what was loaded is printed either way.
+	for _, l := range loaded {
+		if len(l.Names) == 0 {
+			fmt.Println("Loaded image ID:", l.ID)
+		}
+		for _, n := range l.Names {
+			fmt.Println("Loaded image:", n)
 		}
 	}
 	return nil
@@ -164,8 +164,16 @@ func writeOutput(name string, write func(io.Writer) error) error {
 	if name != "" && name != "-" {
 		return atomicfile.Write(name, 0o644, buffered)
 	}
-	if fi, err := os.Stdout.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-		return fmt.Errorf("refusing to write an archive to a terminal: use -o FILE or redirect standard output")
+	if err := checkNotTerminal(os.Stdout); err != nil {
+		return err
 	}
 	return buffered(os.Stdout)
+}
+
+// checkNotTerminal refuses to write an archive to a terminal.
+func checkNotTerminal(f *os.File) error {
+	if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		return fmt.Errorf("refusing to write an archive to a terminal: use -o FILE or redirect standard output")
+	}
+	return nil
 }

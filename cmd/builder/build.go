@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -114,10 +115,24 @@ func cmdBuild(ctx context.Context, g *globals, args []string) error {
 	default:
 		opts.Dockerfile = *file
 	}
+	var stdout *bufio.Writer // an archive or tar written to standard output (dest=-)
 	for _, o := range *outputs {
 		out, err := builder.ParseOutput(o)
 		if err != nil {
 			return err
+		}
+		if out.Dest == "-" {
+			if out.Type != builder.OutputTar && out.Type != builder.OutputOCI && out.Type != builder.OutputDocker {
+				return fmt.Errorf("--output type=%s cannot write to standard output (dest=-)", out.Type)
+			}
+			if stdout != nil {
+				return fmt.Errorf("--output: only one output can write to standard output")
+			}
+			if err := checkNotTerminal(os.Stdout); err != nil {
+				return err
+			}
+			stdout = bufio.NewWriterSize(os.Stdout, 1<<20)
+			out.Writer = stdout
 		}
 		opts.Outputs = append(opts.Outputs, out)
 	}
@@ -156,13 +171,20 @@ func cmdBuild(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return buildError(err, opts)
 	}
+	if stdout != nil {
+		if err := stdout.Flush(); err != nil {
+			return fmt.Errorf("writing the output to standard output: %w", err)
+		}
+	}
 	if *iidfile != "" {
 		if err := os.WriteFile(*iidfile, []byte(res.ID.String()), 0o644); err != nil {
 			return err
 		}
 	}
 	if mode == "quiet" {
-		fmt.Println(res.ID)
+		if stdout == nil { // else standard output holds the tar
+			fmt.Println(res.ID)
+		}
 	} else {
 		fmt.Fprintf(os.Stderr, "Successfully built %s\n", strings.TrimPrefix(res.ID.String(), "sha256:")[:12])
 		for _, t := range *tags {

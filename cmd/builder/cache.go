@@ -2,22 +2,31 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/docker/go-units"
 )
 
 func init() {
-	register("cache", "Show the build cache: cache ls | cache du", cmdCache)
+	register("cache", "Show or prune the build cache: cache ls | du | prune", cmdCache)
 }
 
+// cacheRow is one row of cache ls, with the field names of buildx du's
+// --format templates.
+type cacheRow struct {
+	CreatedAt, Description, ID, LastUsedAt, LastUsedSince, Size string
+}
+
+var cacheHeader = cacheRow{CreatedAt: "CREATED AT", Description: "CREATED BY", ID: "ID", LastUsedAt: "LAST USED AT", LastUsedSince: "LAST USED", Size: "SIZE"}
+
 func cmdCache(ctx context.Context, g *globals, args []string) error {
+	if len(args) > 0 && args[0] == "prune" {
+		return cmdCachePrune(ctx, g, args[1:])
+	}
 	fs := g.flags("cache")
-	format := fs.String("format", "", "output format: json, or a table (default)")
+	format := fs.String("format", "", "output format of ls: table (default), json, or a Go template such as '{{.ID}} {{.Size}}'")
 	noTrunc := fs.Bool("no-trunc", false, "don't truncate output")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -36,26 +45,19 @@ func cmdCache(ctx context.Context, g *globals, args []string) error {
 	}
 	switch sub {
 	case "ls":
-		if *format == "json" {
-			enc := json.NewEncoder(os.Stdout)
-			for _, e := range entries {
-				enc.Encode(e)
-			}
-			return nil
-		}
-		tw := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
-		fmt.Fprintln(tw, "ID\tSIZE\tLAST USED\tCREATED BY")
-		for _, e := range entries {
+		rows := make([]cacheRow, len(entries))
+		for i, e := range entries {
 			id, by := e.Key, strings.ReplaceAll(e.CreatedBy, "\n", " ")
 			if !*noTrunc {
 				id = trunc(id)
-				if len(by) > 60 {
-					by = by[:59] + "…"
+				if len([]rune(by)) > 60 {
+					by = string([]rune(by)[:59]) + "…"
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", id, humanSize(e.Size), ago(e.LastUsed), by)
+			rows[i] = cacheRow{CreatedAt: e.Created.Format(dockerTime), Description: by, ID: id, LastUsedAt: e.LastUsed.Format(dockerTime),
+				LastUsedSince: ago(e.LastUsed), Size: humanSize(e.Size)}
 		}
-		return tw.Flush()
+		return printRows(os.Stdout, *format, "table {{.ID}}\t{{.Size}}\t{{.LastUsedSince}}\t{{.Description}}", cacheHeader, rows)
 	case "du":
 		var total int64
 		for _, e := range entries {
@@ -64,7 +66,7 @@ func cmdCache(ctx context.Context, g *globals, args []string) error {
 		fmt.Printf("Entries:\t%d\nTotal:\t%s\n", len(entries), humanSize(total))
 		return nil
 	}
-	return fmt.Errorf("unknown cache command %q (want ls or du)", sub)
+	return fmt.Errorf("unknown cache command %q (want ls, du or prune)", sub)
 }
 
 // parseSize parses a --keep-storage value such as 10GB or 512MB.

@@ -2,16 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
-	"text/template"
 	"time"
 
 	"github.com/builder-project/builder/builder"
@@ -29,9 +25,10 @@ func init() {
 	register("diff", "List the changes of a container's filesystem", cmdDiff)
 }
 
-// psRow is one line of ps, with the names docker's --format templates use.
+// psRow is one line of ps, with the names docker's --format templates
+// (and its --format json) use.
 type psRow struct {
-	ID, Image, Command, CreatedAt, RunningFor, Status, State, Names, Labels string
+	Command, CreatedAt, ID, Image, Labels, Names, RunningFor, State, Status string
 }
 
 // psHeader names the columns of a "table" format.
@@ -39,7 +36,7 @@ var psHeader = psRow{ID: "CONTAINER ID", Image: "IMAGE", Command: "COMMAND", Cre
 	Status: "STATUS", State: "STATE", Names: "NAMES", Labels: "LABELS"}
 
 func newPsRow(s builder.ContainerSummary, noTrunc bool) psRow {
-	r := psRow{ID: s.ID, Image: s.Image, CreatedAt: s.Created.Format("2006-01-02 15:04:05 -0700 MST"),
+	r := psRow{ID: s.ID, Image: s.Image, CreatedAt: s.Created.Format(dockerTime),
 		RunningFor: ago(s.Created), Status: containerStatus(s.State, time.Now()), State: s.State.Status, Names: s.Name}
 	cmd := strings.Join(s.Command, " ")
 	if !noTrunc {
@@ -89,52 +86,17 @@ func cmdPs(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case *quiet:
+	if *quiet {
 		for _, s := range list {
 			fmt.Println(newPsRow(s, *noTrunc).ID)
 		}
 		return nil
-	case *format == "json" || *format == "{{json .}}":
-		enc := json.NewEncoder(os.Stdout)
-		for _, s := range list {
-			if err := enc.Encode(s); err != nil {
-				return err
-			}
-		}
-		return nil
-	case *format == "" || *format == "table":
-		*format = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}"
 	}
-	return renderRows(os.Stdout, *format, psHeader, len(list), func(i int) any { return newPsRow(list[i], *noTrunc) })
-}
-
-// renderRows prints n rows through a docker --format template; "table "
-// before it aligns columns under a header rendered from header.
-func renderRows(w io.Writer, format string, header any, n int, row func(i int) any) error {
-	body, table := strings.CutPrefix(format, "table ")
-	tmpl, err := template.New("format").Parse(strings.ReplaceAll(body, `\t`, "\t") + "\n")
-	if err != nil {
-		return fmt.Errorf("invalid --format: %w", err)
+	rows := make([]psRow, len(list))
+	for i, s := range list {
+		rows[i] = newPsRow(s, *noTrunc)
 	}
-	out := w
-	var tw *tabwriter.Writer
-	if table {
-		tw = tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
-		out = tw
-		if err := tmpl.Execute(out, header); err != nil {
-			return err
-		}
-	}
-	for i := range n {
-		if err := tmpl.Execute(out, row(i)); err != nil {
-			return err
-		}
-	}
-	if tw != nil {
-		return tw.Flush()
-	}
-	return nil
+	return printRows(os.Stdout, *format, "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}", psHeader, rows)
 }
 
 func cmdRm(ctx context.Context, g *globals, args []string) error {

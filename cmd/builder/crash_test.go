@@ -69,10 +69,12 @@ func killedBySIGKILL(ps *os.ProcessState) bool {
 	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
 }
 
-// imageSummary is what the crash test compares of `images --format json`.
+// imageSummary is what the crash test compares of `images --format json`
+// (docker's rows: one per tag).
 type imageSummary struct {
-	ID       string   `json:"Id"`
-	RepoTags []string `json:"RepoTags"`
+	ID         string `json:"ID"`
+	Repository string `json:"Repository"`
+	Tag        string `json:"Tag"`
 }
 
 func parseImages(t *testing.T, out string) []imageSummary {
@@ -189,18 +191,16 @@ func TestCrashSafety(t *testing.T) {
 	got := parseImages(t, mustCLI(t, root, nil, "images", "--no-trunc", "--format", "json"))
 	tags := map[string]string{}
 	for _, img := range got {
-		for _, tag := range img.RepoTags {
-			tags[tag] = img.ID
+		if img.Tag != "<none>" {
+			tags[img.Repository+":"+img.Tag] = img.ID
 		}
 	}
 	for _, w := range want {
 		if !slices.ContainsFunc(got, func(g imageSummary) bool { return g.ID == w.ID }) {
 			t.Fatalf("image %s lost after crashes:\n%+v", w.ID, got)
 		}
-		for _, tag := range w.RepoTags {
-			if tags[tag] != w.ID {
-				t.Errorf("tag %s points at %q after crashes, want %s", tag, tags[tag], w.ID)
-			}
+		if tag := w.Repository + ":" + w.Tag; w.Tag != "<none>" && tags[tag] != w.ID {
+			t.Errorf("tag %s points at %q after crashes, want %s", tag, tags[tag], w.ID)
 		}
 	}
 	if len(tags) == 0 {

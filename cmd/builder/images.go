@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/builder-project/builder/builder"
@@ -16,24 +16,34 @@ func init() {
 	register("images", "List images", cmdImages)
 	register("tag", "Create a tag TARGET that refers to SOURCE", cmdTag)
 	register("rmi", "Remove one or more images", cmdRmi)
-	register("prune", "Remove unused images and build cache", cmdPrune)
 	register("history", "Show the history of an image", cmdHistory)
 	register("inspect", "Display detailed information on containers and images", cmdInspect)
 }
 
+// imageRow is one row of images, with the field names of docker's
+// --format templates (and of its --format json).
+type imageRow struct {
+	Containers, CreatedAt, CreatedSince, Digest, ID, Repository, SharedSize, Size, Tag, UniqueSize, VirtualSize string
+}
+
+var imageHeader = imageRow{Containers: "CONTAINERS", CreatedAt: "CREATED AT", CreatedSince: "CREATED", Digest: "DIGEST",
+	ID: "IMAGE ID", Repository: "REPOSITORY", SharedSize: "SHARED SIZE", Size: "SIZE", Tag: "TAG", UniqueSize: "UNIQUE SIZE", VirtualSize: "VIRTUAL SIZE"}
+
 func cmdImages(ctx context.Context, g *globals, args []string) error {
 	fs := g.flags("images")
-	all := fs.BoolP("all", "a", false, "show all images (no intermediate images are kept, so the same as without)")
+	all := fs.BoolP("all", "a", false, "show all images (default hides intermediate images: untagged ones other images are built on)")
 	quiet := fs.BoolP("quiet", "q", false, "only show image IDs")
 	digests := fs.Bool("digests", false, "show digests")
 	noTrunc := fs.Bool("no-trunc", false, "don't truncate output")
-	filters := fs.StringArrayP("filter", "f", nil, "filter output: dangling=true|false, label=K[=V], reference=PATTERN")
-	format := fs.String("format", "", "output format: json, or a table (default)")
+	filters := fs.StringArrayP("filter", "f", nil, "filter output: dangling=true|false, label=K[=V], reference=PATTERN, before=IMAGE, since=IMAGE")
+	format := fs.String("format", "", "output format: table (default), json, or a Go template such as 'table {{.Repository}}\\t{{.Tag}}'")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	_ = all
-	opts := builder.ImagesOptions{}
+	if fs.NArg() > 1 {
+		return fmt.Errorf("\"builder images\" accepts at most 1 argument: [REPOSITORY[:TAG]]")
+	}
+	opts := builder.ImagesOptions{All: *all}
 	for _, f := range *filters {
 		k, v, _ := strings.Cut(f, "=")
 		switch k {
@@ -47,8 +57,12 @@ func cmdImages(ctx context.Context, g *globals, args []string) error {
 			opts.Labels = append(opts.Labels, v)
 		case "reference":
 			opts.References = append(opts.References, v)
+		case "before":
+			opts.Before = v
+		case "since":
+			opts.Since = v
 		default:
-			return fmt.Errorf("invalid filter %q (want dangling, label or reference)", k)
+			return fmt.Errorf("invalid filter %q (want dangling, label, reference, before or since)", k)
 		}
 	}
 	if fs.NArg() > 0 {
@@ -61,17 +75,6 @@ func cmdImages(ctx context.Context, g *globals, args []string) error {
 	list, err := b.Images(ctx, opts)
 	if err != nil {
 		return err
-	}
-	if *format == "json" || *format == "{{json .}}" {
-		enc := json.NewEncoder(os.Stdout)
-		for _, s := range list {
-			if err := enc.Encode(s); err != nil {
-				return err
-			}
-		}
-		return nil
-	} else if *format != "" && *format != "table" {
-		return fmt.Errorf("unsupported --format %q (want json or table)", *format)
 	}
 	id := func(s string) string {
 		if *noTrunc {
@@ -89,12 +92,7 @@ func cmdImages(ctx context.Context, g *globals, args []string) error {
 		}
 		return nil
 	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
-	if *digests {
-		fmt.Fprintln(tw, "REPOSITORY\tTAG\tDIGEST\tIMAGE ID\tCREATED\tSIZE")
-	} else {
-		fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
-	}
+	var rows []imageRow
 	for _, s := range list {
 		tags := s.RepoTags
 		if len(tags) == 0 {
@@ -102,16 +100,20 @@ func cmdImages(ctx context.Context, g *globals, args []string) error {
 		}
 		for _, t := range tags {
 			repo, tag := splitFamiliar(t)
-			row := []string{repo, tag}
-			if *digests {
-				row = append(row, digestFor(s, repo))
-			}
-			row = append(row, id(s.ID), ago(s.Created), humanSize(s.Size))
-			fmt.Fprintln(tw, strings.Join(row, "\t"))
+			rows = append(rows, imageRow{Containers: "N/A", CreatedAt: s.Created.Format(dockerTime), CreatedSince: ago(s.Created),
+				Digest: digestFor(s, repo), ID: id(s.ID), Repository: repo, SharedSize: "N/A", Size: humanSize(s.Size),
+				Tag: tag, UniqueSize: "N/A", VirtualSize: humanSize(s.Size)})
 		}
 	}
-	return tw.Flush()
+	table := "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+	if *digests {
+		table = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+	}
+	return printRows(os.Stdout, *format, table, imageHeader, rows)
 }
+
+// dockerTime is how docker prints a CreatedAt field (Go's time.String).
+const dockerTime = "2006-01-02 15:04:05 -0700 MST"
 
 func digestFor(s builder.ImageSummary, repo string) string {
 	for _, d := range s.RepoDigests {
@@ -220,78 +222,12 @@ func cmdRmi(ctx context.Context, g *globals, args []string) error {
 	return err
 }
 
-func cmdPrune(ctx context.Context, g *globals, args []string) error {
-	fs := g.flags("prune")
-	all := fs.BoolP("all", "a", false, "remove all unused images, not just dangling ones")
-	force := fs.BoolP("force", "f", false, "do not prompt for confirmation")
-	filters := fs.StringArray("filter", nil, "build cache filter: until=DURATION (e.g. 24h)")
-	keep := fs.String("keep-storage", "", "keep at most this much build cache (e.g. 10GB)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	opts := builder.PruneOptions{All: *all}
-	for _, f := range *filters {
-		k, v, _ := strings.Cut(f, "=")
-		if k != "until" {
-			return fmt.Errorf("invalid filter %q (want until=DURATION)", f)
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return fmt.Errorf("invalid filter %q: %w", f, err)
-		}
-		opts.CacheUntil = d
-	}
-	if *keep != "" {
-		n, err := parseSize(*keep)
-		if err != nil {
-			return err
-		}
-		opts.KeepStorage = n
-	}
-	if !*force {
-		what := "all dangling images and build cache"
-		if *all {
-			what = "all images without at least one container associated to them, and build cache"
-		}
-		if !confirm(fmt.Sprintf("WARNING! This will remove %s.\nAre you sure you want to continue? [y/N] ", what)) {
-			return nil
-		}
-	}
-	b, err := g.open()
-	if err != nil {
-		return err
-	}
-	rep, err := b.Prune(ctx, opts)
-	if len(rep.Deleted) > 0 {
-		fmt.Println("Deleted Images:")
-		for _, u := range rep.Untagged {
-			fmt.Println("untagged:", u)
-		}
-		for _, d := range rep.Deleted {
-			fmt.Println("deleted:", d)
-		}
-		fmt.Println()
-	}
-	if rep.CacheEntries > 0 {
-		fmt.Printf("Deleted build cache entries: %d\n", rep.CacheEntries)
-	}
-	fmt.Printf("Total reclaimed space: %s\n", humanSize(rep.Reclaimed))
-	return err
-}
-
-func confirm(prompt string) bool {
-	fmt.Fprint(os.Stderr, prompt)
-	var answer string
-	fmt.Fscanln(os.Stdin, &answer)
-	a := strings.ToLower(strings.TrimSpace(answer))
-	return a == "y" || a == "yes"
-}
-
 func cmdHistory(ctx context.Context, g *globals, args []string) error {
 	fs := g.flags("history")
+	human := fs.BoolP("human", "H", true, "print sizes and dates in human readable format (-H=false: bytes and RFC 3339)")
 	noTrunc := fs.Bool("no-trunc", false, "don't truncate output")
 	quiet := fs.BoolP("quiet", "q", false, "only show image IDs")
-	format := fs.String("format", "", "output format: json, or a table (default)")
+	format := fs.String("format", "", "output format: table (default), json, or a Go template such as 'table {{.ID}}\\t{{.CreatedBy}}'")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -306,13 +242,6 @@ func cmdHistory(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *format == "json" {
-		enc := json.NewEncoder(os.Stdout)
-		for _, h := range hist {
-			enc.Encode(h)
-		}
-		return nil
-	}
 	id := func(s string) string {
 		if *noTrunc || s == "<missing>" {
 			return s
@@ -325,21 +254,44 @@ func cmdHistory(ctx context.Context, g *globals, args []string) error {
 		}
 		return nil
 	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
-	fmt.Fprintln(tw, "IMAGE\tCREATED\tCREATED BY\tSIZE\tCOMMENT")
-	for _, h := range hist {
-		by := strings.ReplaceAll(h.CreatedBy, "\n", " ")
-		if !*noTrunc && len(by) > 45 {
-			by = by[:44] + "…"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", id(h.ID), ago(h.Created), by, humanSize(h.Size), h.Comment)
+	rows := make([]historyRow, len(hist))
+	for i, h := range hist {
+		rows[i] = newHistoryRow(h, id(h.ID), *human, !*noTrunc)
 	}
-	return tw.Flush()
+	return printRows(os.Stdout, *format, "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}", historyHeader, rows)
+}
+
+// historyRow is one row of history, with the field names of docker's
+// --format templates (and of its --format json).
+type historyRow struct {
+	Comment, CreatedAt, CreatedBy, CreatedSince, ID, Size string
+}
+
+var historyHeader = historyRow{Comment: "COMMENT", CreatedAt: "CREATED AT", CreatedBy: "CREATED BY", CreatedSince: "CREATED", ID: "IMAGE", Size: "SIZE"}
+
+// newHistoryRow renders h as docker does: with human, sizes such as 1.2MB
+// and ages; without, bytes and RFC 3339 dates; truncated, CREATED BY cut
+// to 45 characters.
+func newHistoryRow(h builder.HistoryEntry, id string, human, truncate bool) historyRow {
+	r := historyRow{Comment: h.Comment, ID: id, CreatedBy: strings.ReplaceAll(h.CreatedBy, "\n", " ")}
+	if !h.Created.IsZero() {
+		r.CreatedAt = h.Created.Format(time.RFC3339)
+	}
+	if human {
+		r.CreatedSince, r.Size = ago(h.Created), humanSize(h.Size)
+	} else {
+		r.CreatedSince, r.Size = r.CreatedAt, strconv.FormatInt(h.Size, 10)
+	}
+	if truncate && len([]rune(r.CreatedBy)) > 45 {
+		r.CreatedBy = string([]rune(r.CreatedBy)[:44]) + "…"
+	}
+	return r
 }
 
 func cmdInspect(ctx context.Context, g *globals, args []string) error {
 	fs := g.flags("inspect")
 	kind := fs.String("type", "", "inspect only this kind of object: container or image")
+	format := fs.StringP("format", "f", "", "format the output with a Go template over the inspect JSON (e.g. '{{.Id}}', '{{json .Config}}'), or json")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -350,11 +302,35 @@ func cmdInspect(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := b.InspectObjects(ctx, fs.Args(), *kind)
-	if err != nil {
+	// As docker: what was found is printed, then what was not reported,
+	// a line each.
+	var objs []any
+	var missing []string
+	for _, name := range fs.Args() {
+		res, err := b.InspectObjects(ctx, []string{name}, *kind)
+		switch {
+		case errors.Is(err, builder.ErrNotFound):
+			missing = append(missing, fmt.Sprintf("No such %s: %s", objectKind(*kind), name))
+		case err != nil:
+			return err
+		default:
+			objs = append(objs, res[0])
+		}
+	}
+	if err := printObjects(os.Stdout, *format, objs); err != nil {
 		return err
 	}
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "    ")
-	return enc.Encode(res)
+	if len(missing) > 0 {
+		return errors.New(strings.Join(missing, "\nError: "))
+	}
+	return nil
+}
+
+// objectKind names what inspect --type looked for, as docker's errors do.
+func objectKind(kind string) string {
+	switch kind {
+	case "image", "container":
+		return kind
+	}
+	return "object"
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 
 	"github.com/builder-project/builder/builder"
@@ -27,7 +28,7 @@ func register(name, summary string, run func(ctx context.Context, g *globals, ar
 	verbs[name] = verb{summary: summary, run: run}
 }
 
-// globals are the flags every verb accepts.
+// globals are the flags every verb accepts, before the verb or after it.
 type globals struct {
 	root string
 }
@@ -36,10 +37,18 @@ func (g *globals) open() (*builder.Builder, error) {
 	return builder.Open(g.root)
 }
 
+// flags returns the flag set of the verb name, holding the global flags
+// (their defaults are what was given before the verb) and printing the
+// verb's help (help.go) on -h.
 func (g *globals) flags(name string) *pflag.FlagSet {
 	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
-	fs.StringVar(&g.root, "root", builder.DefaultRoot(), "store root directory ($BUILDER_ROOT)")
+	root := g.root
+	if root == "" {
+		root = builder.DefaultRoot()
+	}
+	fs.StringVar(&g.root, "root", root, "store root directory ($BUILDER_ROOT)")
 	fs.SortFlags = false
+	fs.Usage = func() { printVerbHelp(os.Stdout, name, fs) }
 	return fs
 }
 
@@ -65,35 +74,95 @@ func main() {
 	}
 }
 
+// run parses the global flags before the verb, as docker, podman and
+// buildah do (`builder --root DIR images`), then runs the verb, which may
+// be named through one of docker's management groups (`image ls`).
 func run(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	g := &globals{}
+	args, err := g.parseLeading(args)
+	if err != nil {
+		return err
+	}
+	if len(args) == 0 {
 		usage()
 		return nil
 	}
-	v, ok := verbs[args[0]]
-	if !ok {
+	name, rest := args[0], args[1:]
+	switch name {
+	case "-h", "--help":
 		usage()
-		return fmt.Errorf("unknown command %q", args[0])
+		return nil
+	case "-v", "--version":
+		name = "version"
+	case "help":
+		if len(rest) == 0 {
+			usage()
+			return nil
+		}
+		name, rest = rest[0], append(rest[1:], "--help")
 	}
-	g := &globals{}
-	err := v.run(ctx, g, args[1:])
+	if grp, ok := groups[name]; ok {
+		if name, rest, err = grp.resolve(name, rest); err != nil || name == "" {
+			return err
+		}
+	}
+	v, ok := verbs[name]
+	if !ok {
+		return unknownCommand(name)
+	}
+	err = v.run(ctx, g, rest)
 	if errors.Is(err, pflag.ErrHelp) {
 		return nil
 	}
 	return err
 }
 
-func usage() {
-	fmt.Fprintln(os.Stderr, "Usage: builder COMMAND [OPTIONS]\n\nCommands:")
-	names := make([]string, 0, len(verbs))
+// parseLeading consumes the global flags before the verb and returns the
+// arguments from the verb on.
+func (g *globals) parseLeading(args []string) ([]string, error) {
+	for len(args) > 0 && strings.HasPrefix(args[0], "-") && args[0] != "-" {
+		a := args[0]
+		switch {
+		case a == "--root":
+			if len(args) < 2 {
+				return nil, fmt.Errorf("flag needs an argument: --root")
+			}
+			g.root, args = args[1], args[2:]
+		case strings.HasPrefix(a, "--root="):
+			g.root, args = strings.TrimPrefix(a, "--root="), args[1:]
+		case a == "-h" || a == "--help" || a == "-v" || a == "--version":
+			return args, nil
+		default:
+			return nil, fmt.Errorf("unknown flag %s before the command (see 'builder --help')", a)
+		}
+	}
+	return args, nil
+}
+
+// unknownCommand is the one-line error for a verb that does not exist,
+// naming the nearest one.
+func unknownCommand(name string) error {
+	if s := suggest(name, commandNames()); s != "" {
+		return fmt.Errorf("unknown command %q: did you mean %s? (see 'builder --help')", name, s)
+	}
+	return fmt.Errorf("unknown command %q (see 'builder --help')", name)
+}
+
+// commandNames lists what may follow "builder": verbs, then groups (a
+// verb wins a tie: imags is images, not image).
+func commandNames() []string {
+	var names, gnames []string
 	for n := range verbs {
-		names = append(names, n)
+		if !strings.Contains(n, "-") {
+			names = append(names, n)
+		}
+	}
+	for n := range groups {
+		gnames = append(gnames, n)
 	}
 	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(os.Stderr, "  %-9s %s\n", n, verbs[n].summary)
-	}
-	fmt.Fprintln(os.Stderr, "\nRun 'builder COMMAND --help' for a command's options.")
+	sort.Strings(gnames)
+	return append(append(names, "help"), gnames...)
 }
 
 func printError(err error) {

@@ -21,9 +21,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// cli returns a command running the CLI with args on the store root.
+// cli returns a command running the CLI with args on the store root
+// (given before the verb, as a global flag).
 func cli(root string, args ...string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], append([]string{args[0], "--root", root}, args[1:]...)...)
+	cmd := exec.Command(os.Args[0], append([]string{"--root", root}, args...)...)
 	cmd.Env = append(os.Environ(), "BUILDER_TEST_CLI=1")
 	return cmd
 }

@@ -3,13 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
-	"text/tabwriter"
 
 	"github.com/builder-project/builder/builder"
 	"github.com/spf13/pflag"
@@ -174,7 +173,7 @@ func cmdSearch(ctx context.Context, g *globals, args []string) error {
 	fs := g.flags("search")
 	limit := fs.Int("limit", 0, "maximum number of results")
 	listTags := fs.Bool("list-tags", false, "list the tags of the repository named instead")
-	format := fs.String("format", "", "output format: json, or a table (default)")
+	format := fs.String("format", "", "output format: table (default), json, or a Go template such as '{{.Name}}'")
 	noTrunc := fs.Bool("no-trunc", false, "don't truncate descriptions")
 	reg := registryFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -192,44 +191,40 @@ func cmdSearch(ctx context.Context, g *globals, args []string) error {
 		if err != nil {
 			return err
 		}
-		tw := tabwriter.NewWriter(os.Stdout, 0, 0, 3, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tTAG")
-		for _, t := range tags {
-			fmt.Fprintf(tw, "%s\t%s\n", fs.Arg(0), t)
+		rows := make([]tagRow, len(tags))
+		for i, t := range tags {
+			rows[i] = tagRow{Name: fs.Arg(0), Tag: t}
 		}
-		return tw.Flush()
+		return printRows(os.Stdout, *format, "table {{.Name}}\t{{.Tag}}", tagRow{Name: "NAME", Tag: "TAG"}, rows)
 	}
 	res, err := b.Search(ctx, fs.Arg(0), builder.SearchOptions{RegistryOptions: reg(), Limit: *limit})
 	if err != nil {
 		return err
 	}
-	if *format == "json" {
-		enc := json.NewEncoder(os.Stdout)
-		for _, r := range res {
-			if err := enc.Encode(map[string]any{"Name": r.Name, "Description": r.Description, "StarCount": r.Stars, "IsOfficial": r.Official}); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if *format != "" {
-		return fmt.Errorf("--format %q: want json", *format)
-	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 3, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tDESCRIPTION\tSTARS\tOFFICIAL")
-	for _, r := range res {
+	rows := make([]searchRow, len(res))
+	for i, r := range res {
 		desc := r.Description
-		if !*noTrunc && len(desc) > 45 {
-			desc = desc[:44] + "…"
+		if !*noTrunc && len([]rune(desc)) > 45 {
+			desc = string([]rune(desc)[:44]) + "…"
 		}
-		official := ""
+		rows[i] = searchRow{Description: desc, Name: r.Name, StarCount: strconv.Itoa(r.Stars)}
 		if r.Official {
-			official = "[OK]"
+			rows[i].IsOfficial = "[OK]"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", r.Name, desc, r.Stars, official)
 	}
-	return tw.Flush()
+	return printRows(os.Stdout, *format, "table {{.Name}}\t{{.Description}}\t{{.StarCount}}\t{{.IsOfficial}}", searchHeader, rows)
 }
+
+// searchRow is one result of search, with the field names of docker's
+// --format templates (and of its --format json).
+type searchRow struct {
+	Description, IsAutomated, IsOfficial, Name, StarCount string
+}
+
+var searchHeader = searchRow{Description: "DESCRIPTION", IsAutomated: "AUTOMATED", IsOfficial: "OFFICIAL", Name: "NAME", StarCount: "STARS"}
+
+// tagRow is one tag of search --list-tags.
+type tagRow struct{ Name, Tag string }
 
 func cmdPush(ctx context.Context, g *globals, args []string) error {
 	fs := g.flags("push")

@@ -65,6 +65,9 @@ func TestRegistryCommands(t *testing.T) {
 	if got := mustCLI(t, other, nil, "search", reg.Host+"/app"); !strings.Contains(got, reg.Host+"/team/app") || !strings.Contains(got, "NAME") {
 		t.Errorf("search:\n%s", got)
 	}
+	if got := mustCLI(t, other, nil, "search", "--format", "{{.Name}}", reg.Host+"/app"); got != reg.Host+"/team/app\n" {
+		t.Errorf("search --format printed %q", got)
+	}
 	if got := mustCLI(t, other, nil, "search", "--list-tags", reg.Host+"/team/app"); !strings.Contains(got, "1") {
 		t.Errorf("search --list-tags:\n%s", got)
 	}

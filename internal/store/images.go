@@ -111,8 +111,10 @@ func (s *Store) Tag(src, tag string) error {
 // several tags is only deleted with force, else the error wraps ErrConflict.
 // So is an image a container was created from, unless forced; its
 // container keeps working, as Collect keeps what it needs. The repo
-// digests of a deleted image are reported as untagged. Blobs and snapshots
-// stay until Collect.
+// digests of a deleted image are reported as untagged. An image other images
+// name as their Parent is never deleted, as in docker: removing its last
+// tag only untags it, and removing it by ID is a conflict even with force.
+// Blobs and snapshots stay until Collect.
 func (s *Store) Remove(ref string, force bool) (RemoveResult, error) {
 	var res RemoveResult
 	err := s.update(func(idx *Index) error {
@@ -130,9 +132,11 @@ func (s *Store) Remove(ref string, force bool) (RemoveResult, error) {
 			}
 			delete(idx.tags, n)
 			res.Untagged = append(res.Untagged, FamiliarRef(n))
-			if len(tags) > 1 {
+			if len(tags) > 1 || idx.HasChildren(rec.ID) {
 				return nil
 			}
+		} else if idx.HasChildren(rec.ID) {
+			return fmt.Errorf("%w: unable to delete %s (cannot be forced) - image has dependent child images", ErrConflict, shortID(rec.ID))
 		} else if len(tags) > 1 && !force {
 			return fmt.Errorf("%w: unable to delete %s (must be forced) - image is referenced in multiple repositories", ErrConflict, shortID(rec.ID))
 		} else if err := s.checkInUse(rec, "", force); err != nil {
@@ -148,8 +152,9 @@ func (s *Store) Remove(ref string, force bool) (RemoveResult, error) {
 }
 
 // Prune deletes every dangling (untagged) image, or with all every image,
-// with its tags, but never an image a container was created from. Blobs
-// and snapshots stay until Collect.
+// with its tags, but never an image a container was created from, nor one
+// another image that stays names as its Parent. Blobs and snapshots stay
+// until Collect.
 func (s *Store) Prune(all bool) (RemoveResult, error) {
 	var res RemoveResult
 	err := s.update(func(idx *Index) error {
@@ -158,17 +163,22 @@ func (s *Store) Prune(all bool) (RemoveResult, error) {
 		if err != nil {
 			return err
 		}
-		ids := make([]digest.Digest, 0, len(idx.images))
-		for id := range idx.images {
-			if !used[id] && (all || len(idx.TagsOf(id)) == 0) {
-				ids = append(ids, id)
+		// Children go first; their parents follow in the next round.
+		for {
+			var ids []digest.Digest
+			for id := range idx.images {
+				if !used[id] && (all || len(idx.TagsOf(id)) == 0) && !idx.HasChildren(id) {
+					ids = append(ids, id)
+				}
+			}
+			if len(ids) == 0 {
+				return nil
+			}
+			slices.Sort(ids)
+			for _, id := range ids {
+				idx.deleteImage(id, &res)
 			}
 		}
-		slices.Sort(ids)
-		for _, id := range ids {
-			idx.deleteImage(id, &res)
-		}
-		return nil
 	})
 	if err != nil {
 		return RemoveResult{}, fmt.Errorf("pruning images: %w", err)
@@ -242,6 +252,16 @@ func (idx *Index) deleteImage(id digest.Digest, res *RemoveResult) {
 	}
 	delete(idx.images, id)
 	res.Deleted = append(res.Deleted, id)
+}
+
+// HasChildren reports whether an image names id as its Parent.
+func (idx *Index) HasChildren(id digest.Digest) bool {
+	for _, rec := range idx.images {
+		if rec.Parent == id {
+			return true
+		}
+	}
+	return false
 }
 
 // checkTags makes sure each tag is a normalized reference without a digest.

@@ -268,3 +268,40 @@ func TestSetRepoDigests(t *testing.T) {
 		t.Fatalf("SetRepoDigests of a missing image = %v", err)
 	}
 }
+
+// TestRemoveParent checks docker's rule for an image other images are
+// built on: its ID cannot be removed even with force, its last tag only
+// untags it, and prune spares it until its child is gone, so no image's
+// Parent ever names a missing image.
+func TestRemoveParent(t *testing.T) {
+	s := newStore(t)
+	l := writeLayer(t, s, file("f", "x"))
+	parent := putImage(t, s, "parent", []string{"docker.io/library/p:1"}, l)
+	child := writeImage(t, s, "child", l)
+	if err := s.PutImage(t.Context(), NewImage{ID: child.ID, Manifest: child.Manifest, Parent: parent.ID, Layers: []Layer{l}}, []string{"docker.io/library/c:1"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, force := range []bool{false, true} {
+		_, err := s.Remove(parent.ID.String(), force)
+		want := "conflict: unable to delete " + parent.ID.Encoded()[:12] + " (cannot be forced) - image has dependent child images"
+		if !errors.Is(err, ErrConflict) || err.Error() != want {
+			t.Fatalf("Remove(parent ID, force=%v) = %v, want %q", force, err, want)
+		}
+	}
+	res, err := s.Remove("p:1", false)
+	if err != nil || !slices.Equal(res.Untagged, []string{"p:1"}) || len(res.Deleted) != 0 {
+		t.Fatalf("Remove(p:1) = %+v, %v; want only untagged", res, err)
+	}
+	if res, err := s.Prune(false); err != nil || len(res.Deleted) != 0 {
+		t.Fatalf("Prune with the parent's child present = %+v, %v", res, err)
+	}
+	if _, err := view(t, s).Resolve(parent.ID.String()); err != nil {
+		t.Fatal("the parent image is gone while its child names it")
+	}
+	if _, err := s.Remove("c:1", false); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := s.Prune(false); err != nil || !slices.Equal(res.Deleted, []digest.Digest{parent.ID}) {
+		t.Fatalf("Prune once the child is gone = %+v, %v; want the parent deleted", res, err)
+	}
+}
