@@ -7,9 +7,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/builder-project/builder/dockerfile"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
-	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	"github.com/moby/sys/signal"
 )
 
@@ -195,7 +195,7 @@ func applyChanges(cfg *Config, changes []string) error {
 			if err != nil {
 				return fmt.Errorf("parsing change %q: %w", ch, err)
 			}
-			if err := expandCommand(cmd, cfg.Config.Env); err != nil {
+			if err := dockerfile.ExpandCommand(cmd, cfg.Config.Env); err != nil {
 				return fmt.Errorf("expanding change %q: %w", ch, err)
 			}
 			if _, err := applyConfig(cfg, st, cmd); err != nil {
@@ -204,33 +204,6 @@ func applyChanges(cfg *Config, changes []string) error {
 		}
 	}
 	return nil
-}
-
-// envGetter adapts a KEY=VALUE list to the shell package's EnvGetter.
-type envGetter []string
-
-func (e envGetter) Get(key string) (string, bool) { return getEnv(e, key) }
-func (e envGetter) Keys() []string {
-	keys := make([]string, 0, len(e))
-	for _, kv := range e {
-		k, _, _ := strings.Cut(kv, "=")
-		keys = append(keys, k)
-	}
-	return keys
-}
-
-// expandCommand expands variables in cmd's words with env, for commands that
-// support word expansion.
-func expandCommand(cmd instructions.Command, env []string) error {
-	ex, ok := cmd.(instructions.SupportsSingleWordExpansion)
-	if !ok {
-		return nil
-	}
-	lex := shell.NewLex(parser.DefaultEscapeToken)
-	return ex.Expand(func(word string) (string, error) {
-		s, _, err := lex.ProcessWord(word, envGetter(env))
-		return s, err
-	})
 }
 
 // isConfigCommand reports whether cmd is a metadata-only instruction that

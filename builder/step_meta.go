@@ -83,6 +83,8 @@ func metaCreatedBy(r *dockerfile.Resolved) string {
 		return "WORKDIR " + c.Path
 	case *instructions.UserCommand:
 		return "USER " + c.User
+	case *instructions.ExposeCommand:
+		return "EXPOSE " + strings.Join(c.Ports, " ")
 	}
 	return r.Step.Original
 }

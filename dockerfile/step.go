@@ -102,8 +102,18 @@ func (st *Step) Expanded(env []string) (instructions.Command, error) {
 	return c, nil
 }
 
-// expandCommand expands c in place like BuildKit's dispatch. ARG commands are
-// skipped. With lenient set, words that fail to expand are kept as written.
+// ExpandCommand expands the variables of c in place against env
+// ("KEY=value" entries, later ones win) with the default escape token, as
+// a Dockerfile step is expanded: for docker's --change instructions, which
+// see the image's environment. ARG commands are left alone.
+func ExpandCommand(c instructions.Command, env []string) error {
+	return expandCommand(c, shell.NewLex(parser.DefaultEscapeToken), shell.EnvsFromSlice(env), false)
+}
+
+// expandCommand expands c in place like BuildKit's dispatch: the words of
+// the commands that support expansion, and EXPOSE's ports (which may
+// become several). ARG commands are skipped. With lenient set, words that
+// fail to expand are kept as written.
 func expandCommand(c instructions.Command, lex *shell.Lex, env shell.EnvGetter, lenient bool) error {
 	if _, isArg := c.(*instructions.ArgCommand); isArg {
 		return nil
@@ -119,6 +129,22 @@ func expandCommand(c instructions.Command, lex *shell.Lex, env shell.EnvGetter, 
 		if err != nil {
 			return fmt.Errorf("expanding %s: %w", strings.ToUpper(c.Name()), err)
 		}
+	}
+	if c, ok := c.(*instructions.ExposeCommand); ok {
+		// EXPOSE alone expands a word into words (PORTS="80 443"), as
+		// BuildKit's dispatchExpose does.
+		var ports []string
+		for _, p := range c.Ports {
+			ws, err := lex.ProcessWords(p, env)
+			if err != nil {
+				if !lenient {
+					return fmt.Errorf("expanding EXPOSE: %w", err)
+				}
+				ws = []string{p}
+			}
+			ports = append(ports, ws...)
+		}
+		c.Ports = ports
 	}
 	if ex, ok := c.(instructions.SupportsSingleWordExpansionRaw); ok {
 		// Heredoc bodies with expansion use a backslash lexer that keeps
