@@ -1,10 +1,12 @@
 package dockerfile
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
 
 	"github.com/builder-project/builder/internal/platform"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -133,7 +135,9 @@ func Parse(name string, src []byte, opts Options) (*Graph, error) {
 	if len(src) == 0 {
 		return nil, fileErr(errors.New("the Dockerfile cannot be empty"))
 	}
-	g.readDirectives(src)
+	if err := g.readDirectives(src); err != nil {
+		return nil, err
+	}
 
 	res, err := parser.Parse(bytes.NewReader(src))
 	if err != nil {
@@ -303,20 +307,34 @@ func (g *Graph) newStep(c instructions.Command, n *parser.Node, loc Location) *S
 }
 
 // readDirectives records the parser directives and warns about the ignored
-// syntax directive (this builder always uses its built-in frontend).
-func (g *Graph) readDirectives(src []byte) {
+// syntax directive (this builder always uses its built-in frontend). A
+// malformed directive (an escape token other than ` or \, a repeated
+// directive) is an error at its line: BuildKit's parser reports those
+// without one.
+func (g *Graph) readDirectives(src []byte) error {
 	var dp parser.DirectiveParser
-	ds, _ := dp.ParseAll(src) // parser.Parse reports malformed directives
-	for _, d := range ds {
+	sc := bufio.NewScanner(bytes.NewReader(src))
+	for line := 1; sc.Scan(); line++ {
+		text := sc.Bytes()
+		if line == 1 {
+			text = bytes.TrimPrefix(text, []byte("\xEF\xBB\xBF")) // a byte-order mark
+		}
+		d, err := dp.ParseLine(bytes.TrimLeftFunc(text, unicode.IsSpace))
+		if err == nil && d != nil && d.Name == "escape" && d.Value != "`" && d.Value != `\` {
+			err = fmt.Errorf("invalid escape token '%s' does not match ` or \\", d.Value)
+		}
+		if err != nil {
+			return &Error{File: g.File, StartLine: line, EndLine: line, Err: err}
+		}
+		if d == nil {
+			return nil // the first line that is no directive ends them
+		}
 		g.Directives[d.Name] = d.Value
 		if d.Name == "syntax" {
-			line := 0
-			if len(d.Location) > 0 {
-				line = d.Location[0].Start.Line
-			}
 			g.warn(line, fmt.Sprintf("syntax directive %s ignored", d.Value))
 		}
 	}
+	return nil
 }
 
 // resolveTarget sets g.Target from the --target name.
