@@ -1,14 +1,8 @@
 package executor
 
 import (
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"os"
 	"strings"
-
-	securejoin "github.com/cyphar/filepath-securejoin"
 
 	"github.com/builder-project/builder/internal/passwd"
 )
@@ -25,11 +19,11 @@ type execUser struct {
 // Paths are resolved inside rootfs, so a symlinked /etc cannot make it
 // read host files.
 func resolveUser(rootfs, spec string) (execUser, error) {
-	users, err := readRootfsDB(rootfs, "/etc/passwd", passwd.ParsePasswd)
+	users, err := passwd.ReadIn(rootfs, "/etc/passwd", passwd.ParsePasswd)
 	if err != nil {
 		return execUser{}, fmt.Errorf("resolving user %q: %w", spec, err)
 	}
-	groups, err := readRootfsDB(rootfs, "/etc/group", passwd.ParseGroup)
+	groups, err := passwd.ReadIn(rootfs, "/etc/group", passwd.ParseGroup)
 	if err != nil {
 		return execUser{}, fmt.Errorf("resolving user %q: %w", spec, err)
 	}
@@ -38,28 +32,6 @@ func resolveUser(rootfs, spec string) (execUser, error) {
 		return execUser{}, fmt.Errorf("resolving user %q: %w", spec, err)
 	}
 	return u, nil
-}
-
-// readRootfsDB parses the file name inside rootfs with parse; a missing
-// file has no entries.
-func readRootfsDB[E any](rootfs, name string, parse func(io.Reader) ([]E, error)) ([]E, error) {
-	p, err := securejoin.SecureJoin(rootfs, name)
-	if err != nil {
-		return nil, fmt.Errorf("resolving %s: %w", name, err)
-	}
-	f, err := os.Open(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", name, err)
-	}
-	defer f.Close()
-	entries, err := parse(f)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", name, err)
-	}
-	return entries, nil
 }
 
 // lookupUser implements Docker's rules: a name must exist; a numeric uid

@@ -2,6 +2,6 @@
 // lookups made in them: users by name or uid, groups by name, and the groups
 // a user is a member of.
 //
-// Reading the files is left to the caller, who knows which root filesystem
-// they belong to and how to resolve paths safely inside it.
+// ReadIn reads one of them from a root filesystem, resolving its path
+// inside that root.
 package passwd
