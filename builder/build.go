@@ -183,13 +183,19 @@ func (b *Builder) Build(ctx context.Context, opts BuildOptions) (*BuildResult, e
 	default:
 		return nil, fmt.Errorf("--network %q: want default, none or host", opts.Network)
 	}
-	bd := &build{b: b, opts: opts, g: g, ev: ev, target: target, results: map[*dockerfile.Stage]*stageResult{}}
 	if opts.ContextDir == "" {
 		return nil, errors.New("no build context directory")
 	}
 	if fi, err := os.Stat(opts.ContextDir); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("build context %s is not a directory", opts.ContextDir)
 	}
+	// Every step resolves paths against the context (copies, bind mount
+	// sources, checksums), some in other processes or after a chdir: it
+	// is absolute from here on.
+	if opts.ContextDir, err = filepath.Abs(opts.ContextDir); err != nil {
+		return nil, fmt.Errorf("build context %s: %w", opts.ContextDir, err)
+	}
+	bd := &build{b: b, opts: opts, g: g, ev: ev, target: target, results: map[*dockerfile.Stage]*stageResult{}}
 	dfPath := opts.Dockerfile
 	if opts.DockerfileData != nil {
 		dfPath = ""
