@@ -2,9 +2,13 @@ package builder
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	neturl "net/url"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/builder-project/builder/internal/store"
@@ -21,16 +25,70 @@ type ImportOptions struct {
 	Changes []string
 	// Message becomes the history comment.
 	Message string
-	// Source names the input in history ("-" for stdin), as docker records it.
+	// Source names the input in history and in errors ("-" for stdin,
+	// the file name or URL), as docker records it.
 	Source string
 }
 
 // Import turns a root filesystem tarball (plain or compressed) into a
-// one-layer image, like docker import, and returns the image ID. A tarball
-// with an entry layer.Apply would refuse (a name or hardlink climbing out of
-// the root, a misused whiteout name, a hardlink to nothing earlier in the
-// tarball) is refused with an error naming the entry, and nothing is stored.
+// one-layer image, like docker import, and returns the image ID. The tar is
+// checked as it streams into the store: input that is not a tar (wrapping
+// layer.ErrNotTar), a truncated tar, or an entry layer.Apply would refuse
+// (a name or hardlink climbing out of the root, a misused whiteout name, a
+// hardlink to nothing earlier in the tarball; wrapping
+// layer.ErrInvalidEntry, naming the entry) fails the import with an error
+// naming opts.Source, and nothing is stored. An empty archive makes an
+// image with one empty layer, as in docker.
 func (b *Builder) Import(ctx context.Context, r io.Reader, opts ImportOptions) (string, error) {
+	src := opts.Source
+	if src == "" {
+		src = "-"
+	}
+	id, err := b.importTar(ctx, r, opts, src)
+	if err != nil {
+		name := src
+		if name == "-" {
+			name = "standard input"
+		}
+		return "", fmt.Errorf("importing %s: %w", name, err)
+	}
+	return id, nil
+}
+
+// ImportURL is Import of the tarball at url (http or https), as docker
+// import URL: the download streams into the store, checked as it comes,
+// and an answer other than 200 OK is an error naming url. opts.Source
+// defaults to url.
+func (b *Builder) ImportURL(ctx context.Context, url string, opts ImportOptions) (string, error) {
+	if opts.Source == "" {
+		opts.Source = url
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", fmt.Errorf("importing %s: %w", url, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		var ue *neturl.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // it repeats the URL
+		}
+		return "", fmt.Errorf("importing %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("importing %s: %s", url, resp.Status)
+	}
+	return b.Import(ctx, resp.Body, opts)
+}
+
+// IsURL reports whether an import source is an http or https URL rather
+// than a file name, as docker import decides.
+func IsURL(src string) bool {
+	return strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://")
+}
+
+func (b *Builder) importTar(ctx context.Context, r io.Reader, opts ImportOptions, src string) (string, error) {
 	var tags []string
 	if opts.Ref != "" {
 		t, err := normalizeTags([]string{opts.Ref})
@@ -48,7 +106,7 @@ func (b *Builder) Import(ctx context.Context, r io.Reader, opts ImportOptions) (
 	}
 	plain, _, err := layer.DecompressStream(r)
 	if err != nil {
-		return "", fmt.Errorf("importing: %w", err)
+		return "", err
 	}
 	defer plain.Close()
 	lease, err := b.st.Lease()
@@ -63,11 +121,7 @@ func (b *Builder) Import(ctx context.Context, r io.Reader, opts ImportOptions) (
 		return layer.Validate(io.TeeReader(plain, w))
 	})
 	if err != nil {
-		return "", fmt.Errorf("importing: %w", err)
-	}
-	src := opts.Source
-	if src == "" {
-		src = "-"
+		return "", err
 	}
 	cfg.History = []ocispec.History{{Created: &now, CreatedBy: "builder import " + src, Comment: opts.Message}}
 	id, _, err := b.commitImage(ctx, cfg, []store.Layer{{DiffID: l.DiffID, Blob: l.Desc, Size: l.Size}}, tags, "", true)

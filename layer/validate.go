@@ -15,6 +15,11 @@ import (
 // nothing earlier in the layer.
 var ErrInvalidEntry = errors.New("invalid layer entry")
 
+// ErrNotTar is wrapped by the error of Validate for input whose first
+// header is no tar header (text, random bytes, a truncated file). An empty
+// archive, its end marker alone, is a valid layer with no entries.
+var ErrNotTar = errors.New("not a tar archive")
+
 const (
 	opaqueMarker   = ".wh..wh..opq"
 	whiteoutPrefix = ".wh."
@@ -36,10 +41,13 @@ func Validate(r io.Reader) error {
 	// files holds the entries a hardlink may target: true for a
 	// non-directory.
 	files := map[string]bool{}
-	for {
+	for first := true; ; first = false {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			break
+		}
+		if err != nil && first {
+			return fmt.Errorf("%w: %w", ErrNotTar, err)
 		}
 		if err != nil {
 			return fmt.Errorf("reading tar: %w", err)

@@ -27,19 +27,25 @@ func cmdImport(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 	if fs.NArg() < 1 || fs.NArg() > 2 {
-		return fmt.Errorf("\"builder import\" requires 1 or 2 arguments: FILE|- [REPOSITORY[:TAG]]")
+		return fmt.Errorf("\"builder import\" requires 1 or 2 arguments: FILE|URL|- [REPOSITORY[:TAG]]")
 	}
 	src := fs.Arg(0)
-	in, closeIn, err := openInput(src)
-	if err != nil {
-		return err
-	}
-	defer closeIn()
+	opts := builder.ImportOptions{Ref: fs.Arg(1), Changes: *changes, Message: *msg, Source: src}
 	b, err := g.open()
 	if err != nil {
 		return err
 	}
-	id, err := b.Import(ctx, in, builder.ImportOptions{Ref: fs.Arg(1), Changes: *changes, Message: *msg, Source: src})
+	var id string
+	if builder.IsURL(src) {
+		id, err = b.ImportURL(ctx, src, opts)
+	} else {
+		in, closeIn, oerr := openInput(src)
+		if oerr != nil {
+			return oerr
+		}
+		defer closeIn()
+		id, err = b.Import(ctx, in, opts)
+	}
 	if err != nil {
 		return err
 	}
