@@ -22,6 +22,11 @@
 // Validate checks a layer tar as it streams past, refusing what Apply would
 // refuse, so that importers can reject an unsafe layer before storing it.
 //
+// Flatten writes the root filesystem a stack of layers makes as one tar,
+// straight from the layer tars: whiteouts, opaque directories and hard
+// links resolved in two streaming passes, no file created, so it needs no
+// privilege whatever owners the layers hold.
+//
 // Write streams a tar through a compressor into a BlobWriter while computing
 // diffID, digest and size, without holding the layer in memory.
 //

@@ -25,6 +25,8 @@ const (
 	whiteoutPrefix = ".wh."
 	// whiteoutMeta prefixes AUFS bookkeeping entries (.wh..wh.plnk, ...).
 	whiteoutMeta = ".wh..wh."
+	// paxXattr prefixes the PAX records that carry extended attributes.
+	paxXattr = "SCHILY.xattr."
 )
 
 // Validate reads the uncompressed layer tar r and returns an error wrapping

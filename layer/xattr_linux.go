@@ -10,7 +10,6 @@ import (
 const (
 	trustedOverlay = "trusted.overlay."
 	userOverlay    = "user.overlay."
-	paxXattr       = "SCHILY.xattr."
 )
 
 // overlayAttrs is what the overlay-private xattrs of an upperdir entry say.
