@@ -176,7 +176,7 @@ func (b *Builder) Export(ctx context.Context, w io.Writer, ref string) error {
 	if err != nil {
 		return err
 	}
-	return b.exportTo(ctx, img.rec.Manifest, func(scratch string) output.Exporter { return output.RootfsTar(w, scratch) })
+	return b.exportTo(ctx, img.rec.Manifest, output.RootfsTar(w))
 }
 
 // ExportDir writes the flattened root filesystem of the image ref names into
@@ -188,18 +188,12 @@ func (b *Builder) ExportDir(ctx context.Context, dir, ref string) error {
 	if err != nil {
 		return err
 	}
-	return b.exportTo(ctx, img.rec.Manifest, func(string) output.Exporter { return output.RootfsDir(dir) })
+	return b.exportTo(ctx, img.rec.Manifest, output.RootfsDir(dir))
 }
 
-// exportTo runs the exporter make returns on the image manifest names,
-// giving it a scratch directory in the store that is removed afterwards.
-func (b *Builder) exportTo(ctx context.Context, manifest ocispec.Descriptor, make func(scratch string) output.Exporter) error {
-	scratch, release, err := b.st.TempDir("export-")
-	if err != nil {
-		return err
-	}
-	defer release()
-	if err := make(scratch).Export(ctx, b.st, output.Image{Manifest: manifest}); err != nil {
+// exportTo runs exp on the image manifest names.
+func (b *Builder) exportTo(ctx context.Context, manifest ocispec.Descriptor, exp output.Exporter) error {
+	if err := exp.Export(ctx, b.st, output.Image{Manifest: manifest}); err != nil {
 		return fmt.Errorf("exporting %s: %w", shortID(manifest.Digest), err)
 	}
 	return nil

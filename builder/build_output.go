@@ -219,10 +219,10 @@ func (b *Builder) export(ctx context.Context, o Output, id digest.Digest, manife
 		})
 	case OutputTar:
 		return writeTo(o, func(w io.Writer) error {
-			return b.exportTo(ctx, manifest, func(scratch string) output.Exporter { return output.RootfsTar(w, scratch) })
+			return b.exportTo(ctx, manifest, output.RootfsTar(w))
 		})
 	case OutputLocal:
-		err := b.exportTo(ctx, manifest, func(string) output.Exporter { return output.RootfsDir(o.Dest, o.rootfsDirOptions()...) })
+		err := b.exportTo(ctx, manifest, output.RootfsDir(o.Dest, o.rootfsDirOptions()...))
 		if err != nil {
 			return localOutputError(err)
 		}

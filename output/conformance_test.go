@@ -102,7 +102,7 @@ func exporterCases() []exporterCase {
 		}},
 		{name: "RootfsTar", rootfs: true, make: func(t *testing.T) (Exporter, func(*testing.T, conformanceFixture)) {
 			var buf bytes.Buffer
-			return RootfsTar(&buf, t.TempDir()), func(t *testing.T, _ conformanceFixture) {
+			return RootfsTar(&buf), func(t *testing.T, _ conformanceFixture) {
 				files := map[string]string{}
 				for _, e := range readTar(t, buf.Bytes()) {
 					if e.hdr.Typeflag != tar.TypeDir {

@@ -18,7 +18,8 @@
 //     included, in a fresh directory next to dir, whose entries then move
 //     into dir (empty or missing, or merged into with WithForce), so that
 //     nothing dir held is ever deleted.
-//   - RootfsTar(w, scratch): that flattened root filesystem as a tar.
+//   - RootfsTar(w): that flattened root filesystem as a tar, streamed from
+//     the layers (layer.Flatten): nothing unpacked, no privilege needed.
 //
 // Sources are importers. None of them touches the store's index; the caller
 // records the returned images (store.PutImage) or layers (store.RecordLayers):

@@ -132,40 +132,72 @@ func applyImage(ctx context.Context, p Provider, img Image, dir string) error {
 
 // applyLayer unpacks the layer blob l, read from p, onto dir in DirFormat.
 func applyLayer(ctx context.Context, p Provider, l ocispec.Descriptor, dir string) error {
-	rc, _, err := p.Open(ctx, l.Digest)
+	rc, err := openLayer(ctx, p, l)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	plain, _, err := layer.DecompressStream(rc)
-	if err != nil {
+	if _, err := layer.Apply(ctx, dir, rc, layer.ApplyOptions{Format: layer.DirFormat}); err != nil {
 		return err
 	}
-	defer plain.Close()
-	if _, err := layer.Apply(ctx, dir, plain, layer.ApplyOptions{Format: layer.DirFormat}); err != nil {
-		return err
-	}
-	// Read what the decompressor left, so that the verifying reader reaches
-	// EOF and checks the digest.
+	// Read what Apply left, so that the verifying reader reaches EOF and
+	// checks the digest.
 	if _, err := io.Copy(io.Discard, rc); err != nil {
 		return fmt.Errorf("reading layer %s: %w", l.Digest, err)
 	}
 	return nil
 }
 
+// openLayer opens the layer blob l, read from p, decompressed. Reading it
+// to its end reads the blob to its end too, so that the Provider verifies
+// the blob's digest even when the compressed stream ends early.
+func openLayer(ctx context.Context, p Provider, l ocispec.Descriptor) (io.ReadCloser, error) {
+	rc, _, err := p.Open(ctx, l.Digest)
+	if err != nil {
+		return nil, err
+	}
+	plain, _, err := layer.DecompressStream(rc)
+	if err != nil {
+		rc.Close()
+		return nil, fmt.Errorf("reading layer %s: %w", l.Digest, err)
+	}
+	return &layerReader{plain: plain, blob: rc, digest: l.Digest.String()}, nil
+}
+
+// layerReader reads a decompressed layer and, at its end, the rest of the
+// blob.
+type layerReader struct {
+	plain, blob io.ReadCloser
+	digest      string
+}
+
+func (r *layerReader) Read(b []byte) (int, error) {
+	n, err := r.plain.Read(b)
+	if errors.Is(err, io.EOF) {
+		if _, derr := io.Copy(io.Discard, r.blob); derr != nil {
+			return n, fmt.Errorf("reading layer %s: %w", r.digest, derr)
+		}
+	}
+	return n, err
+}
+
+func (r *layerReader) Close() error {
+	r.plain.Close()
+	return r.blob.Close()
+}
+
 // RootfsTar returns an Exporter that writes the flattened root filesystem of
-// exactly one image to w as a tar: its layers applied onto scratch as
-// RootfsDir applies them, then layer.DiffDirs of scratch against an empty
-// tree. The caller creates the
-// empty directory scratch, on a filesystem that can hold the image, and
-// removes it afterwards.
-func RootfsTar(w io.Writer, scratch string) Exporter {
-	return rootfsTar{w: w, scratch: scratch}
+// exactly one image to w as a tar, streamed from its layers by
+// layer.Flatten: each path as the topmost layer left it, whiteouts and
+// opaque directories applied, hard links kept. Nothing is unpacked, so it
+// needs no privilege and no scratch space; each layer is read twice. For
+// an index, the host platform's manifest is used.
+func RootfsTar(w io.Writer) Exporter {
+	return rootfsTar{w: w}
 }
 
 type rootfsTar struct {
-	w       io.Writer
-	scratch string
+	w io.Writer
 }
 
 // Export implements Exporter.
@@ -173,11 +205,16 @@ func (e rootfsTar) Export(ctx context.Context, p Provider, imgs ...Image) error 
 	if len(imgs) != 1 {
 		return fmt.Errorf("exporting a root filesystem: it holds one image, got %d", len(imgs))
 	}
-	if err := applyImage(ctx, p, imgs[0], e.scratch); err != nil {
+	desc, m, err := platformManifest(ctx, p, imgs[0].Manifest)
+	if err != nil {
 		return err
 	}
-	if err := layer.DiffDirs(ctx, "", e.scratch, layer.DiffOptions{}, e.w); err != nil {
-		return fmt.Errorf("exporting %s: %w", imgs[0].Manifest.Digest, err)
+	layers := make([]layer.Opener, len(m.Layers))
+	for i, l := range m.Layers {
+		layers[i] = func() (io.ReadCloser, error) { return openLayer(ctx, p, l) }
+	}
+	if err := layer.Flatten(ctx, e.w, layers); err != nil {
+		return fmt.Errorf("exporting %s: %w", desc.Digest, err)
 	}
 	return nil
 }
