@@ -24,15 +24,22 @@ import (
 type workdirPlan struct {
 	cmd     *instructions.WorkdirCommand
 	dir     string // the absolute directory, resolved against the current one
+	user    string // the stage's USER, who owns the directories made
 	history string
 }
 
 func newWorkdirPlan(res *stageResult, r *dockerfile.Resolved, c *instructions.WorkdirCommand) *workdirPlan {
-	return &workdirPlan{cmd: c, dir: workdirPath(res.cfg.Config.WorkingDir, c.Path), history: metaCreatedBy(r)}
+	return &workdirPlan{cmd: c, dir: workdirPath(res.cfg.Config.WorkingDir, c.Path), user: res.cfg.Config.User, history: metaCreatedBy(r)}
 }
 
+// key names the user only when there is one, so that records of steps
+// made before directories were owned by the user (as root) do not match.
 func (p *workdirPlan) key() cache.KeyInput {
-	return cache.KeyInput{Instruction: "WORKDIR " + commandJSON(p.cmd), Flags: []cache.KV{{Name: "dir", Value: p.dir}}}
+	flags := []cache.KV{{Name: "dir", Value: p.dir}}
+	if p.user != "" {
+		flags = append(flags, cache.KV{Name: "user", Value: p.user})
+	}
+	return cache.KeyInput{Instruction: "WORKDIR " + commandJSON(p.cmd), Flags: flags}
 }
 
 func (p *workdirPlan) createdBy() string { return p.history }
@@ -43,14 +50,13 @@ func (p *workdirPlan) createdBy() string { return p.history }
 // owner.
 func (p *workdirPlan) execute(ctx context.Context, bd *build, res *stageResult, ev Event) (*store.Layer, error) {
 	res.cfg.Config.WorkingDir = p.dir
-	user := res.cfg.Config.User
 	rel := strings.TrimPrefix(p.dir, "/")
 	return bd.withSnapshot(ctx, res, ev, func(lowers []string, upper, work string, _ *logWriter) error {
 		return bd.exec.WithRootfs([]executor.RootfsMount{{Lowers: lowers, Upper: upper, Work: work}}, func(roots []string) error {
 			if rel == "" {
 				return nil
 			}
-			uid, gid, err := fileOwner(roots[0], user)
+			uid, gid, err := fileOwner(roots[0], p.user)
 			if err != nil {
 				return err
 			}

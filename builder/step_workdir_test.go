@@ -3,9 +3,12 @@ package builder
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 )
 
 // TestWorkdirOwnedByUser: WORKDIR creates the missing directories of its
@@ -50,5 +53,19 @@ WORKDIR /opt/x
 		if !fi.IsDir() || fi.Mode().Perm() != 0o755 || st.Uid != want[0] || st.Gid != want[1] {
 			t.Errorf("/%s: %v %d:%d, want a directory 0755 %d:%d", p, fi.Mode(), st.Uid, st.Gid, want[0], want[1])
 		}
+	}
+}
+
+// TestWorkdirKeyNamesUser: the user who will own the directories is part
+// of a WORKDIR step's key when there is one.
+func TestWorkdirKeyNamesUser(t *testing.T) {
+	c := &instructions.WorkdirCommand{Path: "/app"}
+	root := (&workdirPlan{cmd: c, dir: "/app"}).key()
+	app := (&workdirPlan{cmd: c, dir: "/app", user: "app"}).key()
+	if reflect.DeepEqual(root, app) {
+		t.Errorf("WORKDIR as root and as app have one key: %+v", root)
+	}
+	if len(root.Flags) != 1 {
+		t.Errorf("WORKDIR as root: flags %+v, want the directory only", root.Flags)
 	}
 }
