@@ -103,9 +103,12 @@ prune'): without -a, the entries whose layer no image holds; with -a, all;
 builder cache du
 builder builder prune -a -f
 builder builder prune -f --filter until=24h --keep-storage 5GB`},
-	"import": {usage: "import [OPTIONS] FILE|- [REPOSITORY[:TAG]]",
-		desc: `Makes a one-layer image of a root filesystem tarball (plain or compressed).`,
+	"import": {usage: "import [OPTIONS] FILE|URL|- [REPOSITORY[:TAG]]",
+		desc: `Makes a one-layer image of a root filesystem tarball (plain or compressed): a
+file, an http or https URL (downloaded as it is stored), or standard input.
+Input that is not a tar fails and stores nothing.`,
 		examples: `builder import rootfs.tar.gz base:1
+builder import https://example.com/rootfs.tar.gz base:1
 cat rootfs.tar | builder import -c 'CMD ["/bin/sh"]' - base:2`},
 	"load": {usage: "load [OPTIONS]",
 		desc: `Loads images from a docker-archive or OCI archive (plain or compressed), or an
@@ -121,7 +124,8 @@ where two images share a tag; naming an image twice writes it once.`,
 builder save --format oci -o both.tar app:1 web:1
 builder save --compression zstd app:1 > app.tar`},
 	"export": {usage: "export [OPTIONS] CONTAINER|IMAGE",
-		desc:     `Writes a container's or an image's flattened root filesystem as a tar.`,
+		desc: `Writes a container's or an image's flattened root filesystem as a tar. An
+image's streams from its layers, unpacking nothing, so it needs no root.`,
 		examples: `builder export -o rootfs.tar app:1`},
 	"run": {usage: "run [OPTIONS] IMAGE [COMMAND] [ARG...]",
 		desc: `Creates a container from IMAGE and runs its command. The exit code is the
