@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -204,6 +205,12 @@ func (b *Builder) Build(ctx context.Context, opts BuildOptions) (*BuildResult, e
 	if err != nil {
 		return nil, err
 	}
+	// A store inside the context (build --root ./store .) is never part of
+	// it: a COPY or bind mount of the context would copy the store into
+	// itself. The pattern comes last, so no "!" line brings it back.
+	if rel, ok := storeInContext(opts.ContextDir, b.Root()); ok {
+		patterns = append(patterns, rel)
+	}
 	if bd.ignore, err = dockerfile.NewIgnore(patterns); err != nil {
 		return nil, err
 	}
@@ -349,4 +356,32 @@ func (bd *build) count(cached bool) {
 	} else {
 		bd.steps++
 	}
+}
+
+// storeInContext returns the path of the store root relative to the
+// context directory, as an ignore pattern, when the store lies inside it.
+func storeInContext(contextDir, root string) (string, bool) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return "", false
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
+	}
+	if real, err := filepath.EvalSymlinks(contextDir); err == nil {
+		contextDir = real
+	}
+	rel, err := filepath.Rel(contextDir, abs)
+	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return "", false
+	}
+	// Ignore patterns treat *, ?, [ and \ as special: match them literally.
+	var b strings.Builder
+	for _, r := range filepath.ToSlash(rel) {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String(), true
 }
