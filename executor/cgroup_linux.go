@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/builder-project/builder/internal/userns"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -350,4 +352,19 @@ func poll(ctx context.Context, done func() (bool, error)) error {
 		case <-time.After(time.Duration(min(i+1, 20)) * time.Millisecond):
 		}
 	}
+}
+
+// withoutCgroup reports whether a run may go on without a cgroup after
+// creating one failed with err: only a rootless process (userns.Rootless)
+// that was not delegated a cgroup subtree (as systemd's Delegate=yes
+// gives one) and that asks for no limits. The run is then still killed
+// whole through its pid namespace, and devices stay out of reach because
+// a user namespace cannot create them and mounts in it are nodev.
+func withoutCgroup(err error, r *specs.LinuxResources) bool {
+	if !userns.Rootless() || !(errors.Is(err, fs.ErrPermission) || errors.Is(err, unix.EROFS)) {
+		return false
+	}
+	return r == nil || !((r.Memory != nil && r.Memory.Limit != nil && *r.Memory.Limit > 0) ||
+		(r.CPU != nil && r.CPU.Quota != nil && *r.CPU.Quota > 0) ||
+		(r.Pids != nil && r.Pids.Limit != nil && *r.Pids.Limit > 0))
 }

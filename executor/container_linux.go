@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/builder-project/builder/internal/userns"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -95,6 +96,9 @@ func forkProcess(p *specs.Process, tty *terminal, dieWithParent bool) (int, erro
 		Setsid:     true,
 		Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: append([]uint32{}, u.AdditionalGids...)},
 	}
+	// A user namespace with one id (rootless without subordinate ids)
+	// denies setgroups; there are no other groups to set in it anyway.
+	sys.Credential.NoSetGroups = !userns.SetgroupsAllowed()
 	if dieWithParent {
 		sys.Pdeathsig = syscall.SIGKILL
 	}

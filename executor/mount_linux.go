@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/builder-project/builder/internal/userns"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -80,6 +81,10 @@ func applyMount(m specs.Mount, target string) error {
 			// No sysfs of our own: show the host's, read-only.
 			err = bindMount("/sys", target, unix.MS_BIND|unix.MS_REC|unix.MS_RDONLY|flags)
 		}
+	case m.Type == "devpts" && !userns.Mapped(0, 5):
+		// A user namespace with one id has no tty group (gid 5) for
+		// the terminals, as rootless podman finds too.
+		err = unix.Mount(m.Source, target, m.Type, flags, withoutOption(data, "gid="))
 	default:
 		err = unix.Mount(m.Source, target, m.Type, flags, data)
 	}
@@ -92,6 +97,18 @@ func applyMount(m specs.Mount, target string) error {
 		}
 	}
 	return nil
+}
+
+// withoutOption drops the options of a comma-separated mount data string
+// that start with prefix.
+func withoutOption(data, prefix string) string {
+	var keep []string
+	for _, o := range strings.Split(data, ",") {
+		if !strings.HasPrefix(o, prefix) {
+			keep = append(keep, o)
+		}
+	}
+	return strings.Join(keep, ",")
 }
 
 // bindMount binds src on target and then applies the per-mount flags,

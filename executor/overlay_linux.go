@@ -7,11 +7,27 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/builder-project/builder/internal/userns"
 	"golang.org/x/sys/unix"
 )
 
 // overlayFixedOptions keep the upperdir a self-contained diff.
 var overlayFixedOptions = [][2]string{{"redirect_dir", "off"}, {"metacopy", "off"}, {"index", "off"}}
+
+// userxattrFixedOptions are overlayFixedOptions for a rootless process
+// (userns.Rootless), which mounts with userxattr: the kernel then keeps
+// opaque markers as user.overlay.opaque, which root of a user namespace
+// may set (the store unpacks layers the same way). userxattr refuses
+// redirect_dir=off but takes "nofollow", which creates no redirects either.
+var userxattrFixedOptions = [][2]string{{"redirect_dir", "nofollow"}, {"metacopy", "off"}, {"index", "off"}}
+
+// fixedOptions returns the fixed options for this process.
+func fixedOptions() [][2]string {
+	if userns.Rootless() {
+		return userxattrFixedOptions
+	}
+	return overlayFixedOptions
+}
 
 // mountOverlay mounts an overlay of lowers (topmost first), upper and work
 // on target, in the caller's mount namespace. With upper empty the overlay
@@ -79,7 +95,12 @@ func mountOverlayFsconfig(target string, lowers []string, upper, work string, at
 			return fmt.Errorf("setting lowerdir %s: %w", l, err)
 		}
 	}
-	opts := overlayFixedOptions
+	if userns.Rootless() {
+		if err := unix.FsconfigSetFlag(fd, "userxattr"); err != nil {
+			return fmt.Errorf("setting userxattr: %w", err)
+		}
+	}
+	opts := fixedOptions()
 	if upper != "" {
 		opts = append([][2]string{{"upperdir", upper}, {"workdir", work}}, opts...)
 	}
@@ -173,7 +194,10 @@ func overlayData(lowers []string, upper, work string) string {
 	if upper != "" {
 		b.WriteString(",upperdir=" + upper + ",workdir=" + work)
 	}
-	for _, o := range overlayFixedOptions {
+	if userns.Rootless() {
+		b.WriteString(",userxattr")
+	}
+	for _, o := range fixedOptions() {
 		b.WriteString("," + o[0] + "=" + o[1])
 	}
 	return b.String()

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/builder-project/builder/internal/userns"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -47,9 +48,11 @@ func (builtin) Run(ctx context.Context, s Spec, stdio IO) error {
 	st, res, err := runHelper(ctx, cfg, stdio, helperOptions{
 		cloneflags: namespaceFlags(p.oci, iso.net != nil),
 		extra:      iso.files(),
-		started:    iso.cgroup.add,
+		started:    iso.addToCgroup,
 		cancel: func(cmd *exec.Cmd) {
-			_ = iso.cgroup.killAll()
+			if iso.cgroup != nil {
+				_ = iso.cgroup.killAll()
+			}
 			_ = cmd.Process.Kill()
 		},
 	})
@@ -93,15 +96,20 @@ func isolateRun(s Spec, sp *specs.Spec, withCgroup bool) (_ *runIsolation, err e
 	}()
 	if withCgroup {
 		cg, err := newCgroup("run-" + randomHostname() + randomHostname())
-		if err != nil {
-			return nil, err
+		if err == nil {
+			err = cg.create()
 		}
-		if err := cg.create(); err != nil {
+		switch {
+		case err == nil:
+			iso.cgroup = &cg
+			if iso.devices, err = cg.setResources(sp.Linux.Resources); err != nil {
+				return nil, err
+			}
+		case !withoutCgroup(err, sp.Linux.Resources):
+			_ = cg.remove()
 			return nil, err
-		}
-		iso.cgroup = &cg
-		if iso.devices, err = cg.setResources(sp.Linux.Resources); err != nil {
-			return nil, err
+		default:
+			_ = cg.remove()
 		}
 	}
 	if iso.net, err = containerNetwork(s); err != nil || iso.net == nil {
@@ -113,6 +121,14 @@ func isolateRun(s Spec, sp *specs.Spec, withCgroup bool) (_ *runIsolation, err e
 	}
 	iso.ready, iso.natErr = r, iso.net.signalReady(w)
 	return iso, nil
+}
+
+// addToCgroup moves pid into the run's cgroup, if it has one.
+func (iso *runIsolation) addToCgroup(pid int) error {
+	if iso.cgroup == nil {
+		return nil
+	}
+	return iso.cgroup.add(pid)
 }
 
 // files are the descriptors the child gets from netnsFD on.
@@ -291,11 +307,12 @@ func (p *prepared) close() {
 
 // clampRlimits lowers the spec's limits to the current hard limits when
 // the process may not raise them (no CAP_SYS_RESOURCE, as in many CI
-// containers), so that neither runtime fails on setrlimit.
+// containers, or rootless: raising a hard limit needs the capability in
+// the initial user namespace), so that neither runtime fails on setrlimit.
 func clampRlimits(sp *specs.Spec) {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err == nil && data[0].Effective&(1<<unix.CAP_SYS_RESOURCE) != 0 {
+	if err := unix.Capget(&hdr, &data[0]); err == nil && data[0].Effective&(1<<unix.CAP_SYS_RESOURCE) != 0 && !userns.Rootless() {
 		return
 	}
 	for i, r := range sp.Process.Rlimits {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/builder-project/builder/internal/userns"
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
 )
@@ -360,7 +361,7 @@ func (a *applier) setOwner(chown func(uid, gid int) error, hdr *tar.Header) erro
 		return nil
 	}
 	if err := chown(hdr.Uid, hdr.Gid); err != nil {
-		return fmt.Errorf("changing owner to %d:%d: %w", hdr.Uid, hdr.Gid, err)
+		return fmt.Errorf("changing owner to %d:%d: %w", hdr.Uid, hdr.Gid, userns.CheckChown("", hdr.Uid, hdr.Gid, err))
 	}
 	return nil
 }

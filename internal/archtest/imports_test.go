@@ -15,7 +15,7 @@ const module = "github.com/builder-project/builder/"
 
 // leaves are the small internal packages of shared plumbing: any package
 // may import them, and they import nothing from the project.
-var leaves = []string{"internal/atomicfile", "internal/compression", "internal/filecopy", "internal/ioctx", "internal/mediatype", "internal/passwd", "internal/platform"}
+var leaves = []string{"internal/atomicfile", "internal/compression", "internal/filecopy", "internal/ioctx", "internal/mediatype", "internal/passwd", "internal/platform", "internal/userns"}
 
 // allowed is the package map: the project packages each package's
 // non-test files may import, besides the leaves. Imports point down the

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/builder-project/builder/internal/compression"
+	"github.com/builder-project/builder/internal/userns"
 )
 
 // errNoXz is returned for xz archives when the xz program is missing.
@@ -164,7 +165,7 @@ func (c *copier) extractEntry(dir string, hdr *tar.Header, r io.Reader) error {
 			return err
 		}
 		if err := c.dst.Lchown(p, own.uid, own.gid); err != nil {
-			return fmt.Errorf("changing owner of /%s: %w", p, err)
+			return fmt.Errorf("changing owner of /%s: %w", p, userns.CheckChown("/"+p, own.uid, own.gid, err))
 		}
 		if err := c.dst.Chmod(p, mode); err != nil {
 			return fmt.Errorf("changing mode of /%s: %w", p, err)
@@ -218,7 +219,7 @@ func (c *copier) extractDir(p string, own owner, mode fs.FileMode, mtime time.Ti
 		}
 	}
 	if err := c.dst.Lchown(p, own.uid, own.gid); err != nil {
-		return fmt.Errorf("changing owner of /%s: %w", p, err)
+		return fmt.Errorf("changing owner of /%s: %w", p, userns.CheckChown("/"+p, own.uid, own.gid, err))
 	}
 	if err := c.dst.Chmod(p, mode); err != nil {
 		return fmt.Errorf("changing mode of /%s: %w", p, err)

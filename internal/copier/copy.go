@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/builder-project/builder/internal/userns"
 )
 
 // readHook, when set (by tests), sees the source path of every entry Copy
@@ -287,7 +289,7 @@ func (c *copier) ensureDir(p string) (string, error) {
 // directory or file just created at p.
 func (c *copier) setMeta(p string, mode fs.FileMode) error {
 	if err := c.dst.Lchown(p, c.own.uid, c.own.gid); err != nil {
-		return fmt.Errorf("changing owner of /%s: %w", p, err)
+		return fmt.Errorf("changing owner of /%s: %w", p, userns.CheckChown("/"+p, c.own.uid, c.own.gid, err))
 	}
 	if err := c.dst.Chmod(p, mode); err != nil {
 		return fmt.Errorf("changing mode of /%s: %w", p, err)
@@ -362,7 +364,7 @@ func (c *copier) mkdirFrom(parent dstDir, name string, e Entry, at srcAt) (dstDi
 // just created at p.
 func (c *copier) setOwnerMode(f *os.File, p string, mode fs.FileMode) error {
 	if err := f.Chown(c.own.uid, c.own.gid); err != nil {
-		return fmt.Errorf("changing owner of /%s: %w", p, err)
+		return fmt.Errorf("changing owner of /%s: %w", p, userns.CheckChown("/"+p, c.own.uid, c.own.gid, err))
 	}
 	if err := f.Chmod(mode); err != nil {
 		return fmt.Errorf("changing mode of /%s: %w", p, err)

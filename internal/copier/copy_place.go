@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/builder-project/builder/internal/userns"
 )
 
 // placeFile copies a non-directory entry to name in d.
@@ -70,7 +72,7 @@ func (c *copier) writeSymlink(d dstDir, name, what, target string, own owner, mt
 		return err
 	}
 	if err := d.lchown(name, own.uid, own.gid); err != nil {
-		return fmt.Errorf("changing owner of /%s: %w", d.join(name), err)
+		return fmt.Errorf("changing owner of /%s: %w", d.join(name), userns.CheckChown("/"+d.join(name), own.uid, own.gid, err))
 	}
 	if err := d.lchtimes(name, mtime); err != nil {
 		return fmt.Errorf("setting times of /%s: %w", d.join(name), err)
@@ -144,7 +146,7 @@ func (c *copier) writeFile(d dstDir, name, what string, r io.Reader, own owner, 
 	// between entries.
 	n, err := io.Copy(out, r)
 	if err == nil {
-		err = out.Chown(own.uid, own.gid)
+		err = userns.CheckChown("/"+d.join(name), own.uid, own.gid, out.Chown(own.uid, own.gid))
 	}
 	if err == nil {
 		err = out.Chmod(mode)

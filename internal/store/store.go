@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/builder-project/builder/internal/atomicfile"
+	"github.com/builder-project/builder/internal/userns"
 )
 
 // Sentinel errors, checked with errors.Is.
@@ -39,12 +40,13 @@ type Store struct {
 }
 
 // DefaultRoot returns $BUILDER_ROOT, else /var/lib/builder for root, else
-// $XDG_DATA_HOME/builder (~/.local/share/builder).
+// $XDG_DATA_HOME/builder (~/.local/share/builder): for a non-root user and
+// for root of a user namespace (rootless, see userns.Rootless) alike.
 func DefaultRoot() string {
 	if r := os.Getenv("BUILDER_ROOT"); r != "" {
 		return r
 	}
-	if os.Geteuid() == 0 {
+	if !userns.Rootless() {
 		return "/var/lib/builder"
 	}
 	if x := os.Getenv("XDG_DATA_HOME"); x != "" {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/builder-project/builder/internal/userns"
 	"github.com/builder-project/builder/layer"
 	digest "github.com/opencontainers/go-digest"
 )
@@ -47,8 +48,9 @@ func (sn *Snapshots) unpack(ctx context.Context, below []Layer, l Layer) (string
 	return a.Commit(ctx, l.DiffID)
 }
 
-// applyBlob unpacks the stored blob of l onto dir in overlay format, and
-// checks both the blob's digest and the layer's diffID.
+// applyBlob unpacks the stored blob of l onto dir in overlay format (with
+// user.overlay.* xattrs when rootless, as its overlays mount with
+// userxattr), and checks both the blob's digest and the layer's diffID.
 func (s *Store) applyBlob(ctx context.Context, l Layer, dir string) error {
 	rc, _, err := s.Open(ctx, l.Blob.Digest)
 	if err != nil {
@@ -65,7 +67,7 @@ func (s *Store) applyBlob(ctx context.Context, l Layer, dir string) error {
 	if l.Blob.Digest == l.DiffID {
 		tar = plain
 	}
-	_, err = layer.Apply(ctx, dir, tar, layer.ApplyOptions{Format: layer.OverlayFormat})
+	_, err = layer.Apply(ctx, dir, tar, layer.ApplyOptions{Format: layer.OverlayFormat, UserXattr: userns.Rootless()})
 	plain.Close() // before reading rc directly: a decompressor may read ahead
 	if err != nil {
 		return err

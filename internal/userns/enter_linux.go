@@ -1,0 +1,214 @@
+package userns
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"os/user"
+	"runtime"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Environment of a re-executed child.
+const (
+	// stageEnv marks the child that waits on waitFD for its id maps.
+	stageEnv = "_BUILDER_USERNS_WAIT"
+	// parentEnv holds the pid of the process that made the namespace,
+	// which the child dies with.
+	parentEnv = "_BUILDER_USERNS_PARENT"
+	// modeEnv is Info.Entered, for the child's own reports.
+	modeEnv = "_BUILDER_USERNS"
+	// waitFD is the child's end of the pipe its maps are announced on.
+	waitFD = 3
+)
+
+// Enter runs the current command again in a new user and mount namespace
+// when the process is not root, and exits with its status; it returns
+// only when there is nothing to do: the process is root (of any user
+// namespace, rootless included), or BUILDER_USERNS=host asks to stay.
+// It must run first thing in main, before any other goroutine matters.
+//
+// With subordinate ranges for the user in /etc/subuid and /etc/subgid and
+// newuidmap and newgidmap on PATH, the namespace maps the user's own ids
+// to 0 and the ranges from 1 on (Layout), so that files of many owners
+// can be made: the child waits until the maps are written and execs
+// itself again, becoming root of the namespace. Otherwise it maps only
+// the user's own ids to 0, and a file of any other owner fails with an
+// UnmappedError that says what to configure.
+func Enter() {
+	if os.Getenv(stageEnv) != "" {
+		awaitMaps()
+	}
+	if p := os.Getenv(parentEnv); p != "" {
+		os.Unsetenv(parentEnv)
+		// An exec that gained capabilities cleared the death signal.
+		_ = unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0, 0, 0)
+		if strconv.Itoa(os.Getppid()) != p {
+			os.Exit(1) // the parent died before the signal was armed
+		}
+	}
+	if os.Geteuid() == 0 || os.Getenv("BUILDER_USERNS") == "host" {
+		return
+	}
+	code, err := runInNamespace()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "Error: entering a user namespace: %v\n", err)
+		os.Exit(125)
+	}
+	os.Exit(code)
+}
+
+// awaitMaps is the child's first stage: it waits until the parent wrote
+// its id maps, then execs the binary again, which makes it root of the
+// namespace with every capability there.
+func awaitMaps() {
+	os.Unsetenv(stageEnv)
+	f := os.NewFile(waitFD, "userns-wait")
+	b, _ := io.ReadAll(f)
+	f.Close()
+	if string(b) != "ok" {
+		os.Exit(125) // the parent reported its failure
+	}
+	if err := syscall.Exec("/proc/self/exe", os.Args, os.Environ()); err != nil {
+		fmt.Fprintf(os.Stderr, "Error: re-executing in the user namespace: %v\n", err)
+		os.Exit(125)
+	}
+}
+
+// plan is how the namespace will be mapped.
+type plan struct {
+	uid, gid   int
+	uids, gids Maps
+	// helpers are newuidmap and newgidmap, when the maps need them.
+	newuidmap, newgidmap string
+}
+
+// makePlan reads the user's subordinate ranges and looks for the helpers.
+func makePlan() (plan, error) {
+	p := plan{uid: os.Getuid(), gid: os.Getgid()}
+	name := strconv.Itoa(p.uid)
+	if u, err := user.LookupId(name); err == nil {
+		name = u.Username
+	}
+	subu, err := SubIDs("/etc/subuid", name, p.uid)
+	if err != nil {
+		return p, err
+	}
+	subg, err := SubIDs("/etc/subgid", name, p.uid)
+	if err != nil {
+		return p, err
+	}
+	p.uids = Layout(uint32(p.uid), nil)
+	p.gids = Layout(uint32(p.gid), nil)
+	if len(subu) == 0 || len(subg) == 0 {
+		return p, nil
+	}
+	nu, erru := exec.LookPath("newuidmap")
+	ng, errg := exec.LookPath("newgidmap")
+	if erru != nil || errg != nil {
+		return p, nil
+	}
+	p.uids, p.gids = Layout(uint32(p.uid), subu), Layout(uint32(p.gid), subg)
+	p.newuidmap, p.newgidmap = nu, ng
+	return p, nil
+}
+
+// runInNamespace starts the child in its namespaces, maps them, forwards
+// signals to it and returns its exit status.
+func runInNamespace() (int, error) {
+	p, err := makePlan()
+	if err != nil {
+		return 0, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return 0, fmt.Errorf("finding the executable: %w", err)
+	}
+	// The death signal follows the thread that starts the child.
+	runtime.LockOSThread()
+	cmd := exec.Command(exe, os.Args[1:]...)
+	cmd.Args[0] = os.Args[0]
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS,
+		Pdeathsig:  syscall.SIGKILL,
+	}
+	cmd.Env = append(os.Environ(), parentEnv+"="+strconv.Itoa(os.Getpid()))
+	var w *os.File
+	if p.newuidmap == "" {
+		cmd.Env = append(cmd.Env, modeEnv+"=single")
+		cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: p.uid, Size: 1}}
+		cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: p.gid, Size: 1}}
+		cmd.SysProcAttr.GidMappingsEnableSetgroups = false
+	} else {
+		var r *os.File
+		if r, w, err = os.Pipe(); err != nil {
+			return 0, err
+		}
+		defer r.Close()
+		defer w.Close()
+		cmd.ExtraFiles = []*os.File{r}
+		cmd.Env = append(cmd.Env, modeEnv+"=subids", stageEnv+"=1")
+	}
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGWINCH)
+	defer signal.Stop(sigs)
+	if err := cmd.Start(); err != nil {
+		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EINVAL) {
+			return 0, fmt.Errorf("creating a user namespace: %w (unprivileged user namespaces must be allowed: sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone, or an AppArmor restriction)", err)
+		}
+		return 0, err
+	}
+	if w != nil {
+		err := p.writeMaps(cmd.Process.Pid)
+		if err == nil {
+			_, err = w.Write([]byte("ok"))
+		}
+		w.Close()
+		if err != nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			return 0, err
+		}
+	}
+	go func() {
+		for s := range sigs {
+			_ = cmd.Process.Signal(s)
+		}
+	}()
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if st, ok := ee.Sys().(syscall.WaitStatus); ok && st.Signaled() {
+			return 128 + int(st.Signal()), nil
+		}
+		return ee.ExitCode(), nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return 0, nil
+}
+
+// writeMaps runs newuidmap and newgidmap for pid.
+func (p plan) writeMaps(pid int) error {
+	for _, h := range []struct {
+		tool string
+		m    Maps
+	}{{p.newuidmap, p.uids}, {p.newgidmap, p.gids}} {
+		args := []string{strconv.Itoa(pid)}
+		for _, r := range h.m {
+			args = append(args, strconv.FormatUint(uint64(r.Inside), 10), strconv.FormatUint(uint64(r.Outside), 10), strconv.FormatUint(uint64(r.Size), 10))
+		}
+		if out, err := exec.Command(h.tool, args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("%s %v: %w: %s", h.tool, args, err, out)
+		}
+	}
+	return nil
+}
