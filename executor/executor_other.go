@@ -74,3 +74,6 @@ func CleanupRuncState(dir string) error { return nil }
 
 // SweepTemp has nothing to sweep on this OS, where no container runs.
 func SweepTemp() error { return nil }
+
+// HostInfo reports what containers would get: nothing on this OS.
+func HostInfo() Host { return Host{} }
