@@ -16,8 +16,11 @@ type SystemInfo struct {
 	// UserNamespace says which user namespace the builder runs in:
 	// "initial" (real root, or a non-root user with BUILDER_USERNS=host),
 	// "subordinate ids" or "single id" (one the
-	// builder made for a non-root user, see README), or "inherited" (a
-	// container's, such as a Kubernetes pod's with hostUsers: false).
+	// builder made for a non-root user, see README), "nested" (one the
+	// builder made inside a container's, where it was root without
+	// CAP_SYS_ADMIN, as in a Kubernetes pod with hostUsers: false), or
+	// "inherited" (a user namespace it was started in as its root with
+	// every capability, such as unshare --map-root-user's).
 	UserNamespace string `json:"userNamespace"`
 	// UIDMap and GIDMap are the id maps, "inside:outside:count" ranges.
 	UIDMap string `json:"uidMap"`
@@ -45,6 +48,8 @@ func HostInfo(root string) SystemInfo {
 		i.UserNamespace = "subordinate ids"
 	case c.Entered == "single":
 		i.UserNamespace = "single id"
+	case c.Entered == "nested":
+		i.UserNamespace = "nested"
 	case c.UIDs != nil && !c.UIDs.Identity():
 		i.UserNamespace = "inherited"
 	default:

@@ -81,6 +81,17 @@ func applyMount(m specs.Mount, target string) error {
 			// No sysfs of our own: show the host's, read-only.
 			err = bindMount("/sys", target, unix.MS_BIND|unix.MS_REC|unix.MS_RDONLY|flags)
 		}
+	case m.Type == "proc":
+		err = unix.Mount(m.Source, target, m.Type, flags, data)
+		if errors.Is(err, unix.EPERM) && userns.Rootless() {
+			// A user namespace inside a container whose /proc has
+			// masked paths (docker's, Kubernetes') may not mount a
+			// procfs of its own: the kernel refuses one that would
+			// reveal what the masks hide. Show the /proc the runtime
+			// mounted, masks included, read-only; the process keeps
+			// its own pid namespace.
+			err = bindMount("/proc", target, unix.MS_BIND|unix.MS_REC|unix.MS_RDONLY|flags)
+		}
 	case m.Type == "devpts" && !userns.Mapped(0, 5):
 		// A user namespace with one id has no tty group (gid 5) for
 		// the terminals, as rootless podman finds too.

@@ -55,6 +55,12 @@ var (
 func findNAT() (natTool, error) {
 	natOnce.Do(func() {
 		natErr = ErrNoNAT
+		if _, err := os.Stat("/dev/net/tun"); err != nil {
+			// Both NATs need a tun device (often missing in a
+			// container such as a Kubernetes pod).
+			natErr = fmt.Errorf("%w (no /dev/net/tun: %v)", ErrNoNAT, err)
+			return
+		}
 		for _, t := range natTools {
 			if p, err := exec.LookPath(t.name); err == nil {
 				t.path = p

@@ -4,13 +4,15 @@ import (
 	"bytes"
 	"os"
 	"sync"
+	"syscall"
 )
 
 // Info is what Current found about the process's user namespace.
 type Info struct {
 	// Rootless is true unless the process is root of the initial user
 	// namespace: a non-root user, or root of a user namespace (its uid map
-	// is not the identity of the whole id range). A rootless process
+	// is not the identity of the whole id range, or its
+	// /proc/self/ns/user is not the initial namespace). A rootless process
 	// mounts overlays with userxattr and keeps overlay whiteouts and
 	// opaque markers in user.overlay.* xattrs.
 	Rootless bool
@@ -19,7 +21,8 @@ type Info struct {
 	UIDs, GIDs Maps
 	// Entered says how Enter made the namespace, when this process runs
 	// in one it made: "subids" (newuidmap and newgidmap, with the
-	// subordinate ranges) or "single" (the user's own id only); empty
+	// subordinate ranges), "single" (the user's own id only) or "nested"
+	// (root without CAP_SYS_ADMIN: a namespace inside its own); empty
 	// otherwise.
 	Entered string
 }
@@ -66,8 +69,24 @@ func detect() Info {
 		GIDs:    readMaps("/proc/self/gid_map"),
 		Entered: os.Getenv(modeEnv),
 	}
-	i.Rootless = os.Geteuid() != 0 || (i.UIDs != nil && !i.UIDs.Identity())
+	i.Rootless = os.Geteuid() != 0 || (i.UIDs != nil && !i.UIDs.Identity()) || !initialNamespace()
 	return i
+}
+
+// initUserNSInode is the inode number of the initial user namespace
+// (the kernel's PROC_USER_INIT_INO).
+const initUserNSInode = 0xEFFFFFFD
+
+// initialNamespace reports whether the process is in the initial user
+// namespace. A namespace that maps every id to itself reads like the
+// initial one in uid_map, but its inode differs.
+func initialNamespace() bool {
+	fi, err := os.Stat("/proc/self/ns/user")
+	if err != nil {
+		return true // no namespaces (or no /proc): judge by the maps
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return !ok || st.Ino == initUserNSInode
 }
 
 // SetgroupsAllowed reports whether the process may call setgroups(2): not

@@ -29,10 +29,16 @@ const (
 )
 
 // Enter runs the current command again in a new user and mount namespace
-// when the process is not root, and exits with its status; it returns
-// only when there is nothing to do: the process is root (of any user
-// namespace, rootless included), or BUILDER_USERNS=host asks to stay.
-// It must run first thing in main, before any other goroutine matters.
+// when the process is not root, or is root without CAP_SYS_ADMIN (as in a
+// container, such as a Kubernetes pod with hostUsers: false), and exits
+// with its status. It returns only when there is nothing to do: the
+// process is root with CAP_SYS_ADMIN (of any user namespace, rootless
+// included), or BUILDER_USERNS=host asks to stay. It must run first
+// thing in main, before any other goroutine matters.
+//
+// Root without CAP_SYS_ADMIN gets a nested namespace that maps every id
+// of its own to itself when it has CAP_SETUID and CAP_SETGID (docker's
+// and Kubernetes' default capabilities), else 0 alone.
 //
 // With subordinate ranges for the user in /etc/subuid and /etc/subgid and
 // newuidmap and newgidmap on PATH, the namespace maps the user's own ids
@@ -53,7 +59,7 @@ func Enter() {
 			os.Exit(1) // the parent died before the signal was armed
 		}
 	}
-	if os.Geteuid() == 0 || os.Getenv("BUILDER_USERNS") == "host" {
+	if os.Getenv("BUILDER_USERNS") == "host" || (os.Geteuid() == 0 && hasCap(unix.CAP_SYS_ADMIN)) {
 		return
 	}
 	code, err := runInNamespace()
@@ -87,11 +93,17 @@ type plan struct {
 	uids, gids Maps
 	// helpers are newuidmap and newgidmap, when the maps need them.
 	newuidmap, newgidmap string
+	// nested is set for root without CAP_SYS_ADMIN; setgroups allows
+	// setgroups(2) in the namespace (maps written with CAP_SETGID).
+	nested, setgroups bool
 }
 
 // makePlan reads the user's subordinate ranges and looks for the helpers.
 func makePlan() (plan, error) {
 	p := plan{uid: os.Getuid(), gid: os.Getgid()}
+	if os.Geteuid() == 0 {
+		return nestedPlan(p), nil
+	}
 	name := strconv.Itoa(p.uid)
 	if u, err := user.LookupId(name); err == nil {
 		name = u.Username
@@ -119,6 +131,50 @@ func makePlan() (plan, error) {
 	return p, nil
 }
 
+// nestedPlan maps a namespace inside the current one for its root: every
+// id the current namespace maps, to itself, when it may write such maps
+// (CAP_SETUID and CAP_SETGID), else 0 alone.
+func nestedPlan(p plan) plan {
+	p.nested = true
+	p.uids, p.gids = Layout(0, nil), Layout(0, nil)
+	if !hasCap(unix.CAP_SETUID) || !hasCap(unix.CAP_SETGID) {
+		return p
+	}
+	c := Current()
+	if len(c.UIDs) == 0 || len(c.GIDs) == 0 {
+		return p
+	}
+	self := func(m Maps) Maps {
+		out := make(Maps, len(m))
+		for i, r := range m {
+			out[i] = IDMap{Inside: r.Inside, Outside: r.Inside, Size: r.Size}
+		}
+		return out
+	}
+	p.uids, p.gids = self(c.UIDs), self(c.GIDs)
+	p.setgroups = true
+	return p
+}
+
+// hasCap reports whether c is in the process's effective capabilities.
+func hasCap(c int) bool {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false
+	}
+	return data[c/32].Effective&(1<<(uint(c)%32)) != 0
+}
+
+// toSys converts m for os/exec.
+func toSys(m Maps) []syscall.SysProcIDMap {
+	out := make([]syscall.SysProcIDMap, len(m))
+	for i, r := range m {
+		out[i] = syscall.SysProcIDMap{ContainerID: int(r.Inside), HostID: int(r.Outside), Size: int(r.Size)}
+	}
+	return out
+}
+
 // runInNamespace starts the child in its namespaces, maps them, forwards
 // signals to it and returns its exit status.
 func runInNamespace() (int, error) {
@@ -142,10 +198,14 @@ func runInNamespace() (int, error) {
 	cmd.Env = append(os.Environ(), parentEnv+"="+strconv.Itoa(os.Getpid()))
 	var w *os.File
 	if p.newuidmap == "" {
-		cmd.Env = append(cmd.Env, modeEnv+"=single")
-		cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: p.uid, Size: 1}}
-		cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: p.gid, Size: 1}}
-		cmd.SysProcAttr.GidMappingsEnableSetgroups = false
+		mode := "single"
+		if p.nested {
+			mode = "nested"
+		}
+		cmd.Env = append(cmd.Env, modeEnv+"="+mode)
+		cmd.SysProcAttr.UidMappings = toSys(p.uids)
+		cmd.SysProcAttr.GidMappings = toSys(p.gids)
+		cmd.SysProcAttr.GidMappingsEnableSetgroups = p.setgroups
 	} else {
 		var r *os.File
 		if r, w, err = os.Pipe(); err != nil {
