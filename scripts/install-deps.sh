@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages builder's tests and demo use. Idempotent.
 set -euo pipefail
-pkgs=(busybox-static skopeo umoci runc pigz zstd xz-utils bzip2 docker-registry apache2-utils slirp4netns passt iproute2)
+pkgs=(busybox-static skopeo umoci runc pigz zstd xz-utils bzip2 docker-registry apache2-utils slirp4netns passt iproute2 uidmap)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
