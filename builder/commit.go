@@ -147,7 +147,11 @@ func (b *Builder) commitLayers(ctx context.Context, c *container, img *stored, o
 		base []store.Layer
 		l    *store.Layer
 	)
-	err = b.whileFrozen(c, !opts.NoPause, func(stubs map[string]bool) error {
+	pause := mustPause
+	if opts.NoPause {
+		pause = noPause
+	}
+	err = b.whileFrozen(c, pause, func(stubs map[string]bool) error {
 		base, l, err = b.upperLayer(ctx, c, a, img, stubs, opts.Squash)
 		return err
 	})

@@ -217,7 +217,7 @@ func (b *Builder) Diff(ctx context.Context, ref string) ([]Change, error) {
 		return nil, err
 	}
 	var out []Change
-	err = b.whileFrozen(c, true, func(stubs map[string]bool) error {
+	err = b.whileFrozen(c, pauseIfPossible, func(stubs map[string]bool) error {
 		changes, err := upperChanges(ctx, a.Upper, a.Lowers)
 		out = withoutStubs(changes, stubs)
 		return err
@@ -272,12 +272,24 @@ func upperChanges(ctx context.Context, upper string, lowers []string) ([]Change,
 	return out, err
 }
 
+// pauseMode says whether whileFrozen freezes a running container.
+type pauseMode int
+
+const (
+	noPause pauseMode = iota
+	// mustPause fails when the container cannot be frozen.
+	mustPause
+	// pauseIfPossible reads a container that cannot be frozen (rootless
+	// without a delegated cgroup) as it runs.
+	pauseIfPossible
+)
+
 // whileFrozen calls fn with the mount point stubs in c's upperdir: none
 // unless c runs, when the runtime says which they are. With pause, a
 // running container is frozen meanwhile (cgroup freezer), so that what fn
 // reads of the upperdir is one instant of it, and it is thawed afterwards
 // whatever happens.
-func (b *Builder) whileFrozen(c *container, pause bool, fn func(stubs map[string]bool) error) (err error) {
+func (b *Builder) whileFrozen(c *container, pause pauseMode, fn func(stubs map[string]bool) error) (err error) {
 	st, err := b.containerState(c)
 	if err != nil {
 		return err
@@ -294,7 +306,7 @@ func (b *Builder) whileFrozen(c *container, pause bool, fn func(stubs map[string
 	for _, p := range list {
 		stubs[strings.Trim(filepath.Clean("/"+p), "/")] = true
 	}
-	if !pause || st.Status == executor.StatusPaused {
+	if pause == noPause || st.Status == executor.StatusPaused {
 		return fn(stubs)
 	}
 	defer func() {
@@ -306,6 +318,7 @@ func (b *Builder) whileFrozen(c *container, pause bool, fn func(stubs map[string
 	case errors.Is(err, executor.ErrNotRunning):
 		// It exited meanwhile: nothing writes, and its init removed
 		// the stubs.
+	case errors.Is(err, executor.ErrNoFreezer) && pause == pauseIfPossible:
 	case err != nil:
 		return fmt.Errorf("pausing container %s: %w", c.name(), err)
 	}

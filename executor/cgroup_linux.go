@@ -211,6 +211,12 @@ const freezeTimeout = 10 * time.Second
 // does), or "frozen 1" in the v2 cgroup.events. A freeze that does not
 // complete is undone.
 func (c cgroup) setFrozen(frozen bool) error {
+	if len(c.Paths) == 0 {
+		if !frozen {
+			return nil
+		}
+		return ErrNoFreezer
+	}
 	file, value, done := "freezer.state", "THAWED", func() (bool, error) {
 		f, err := c.frozen()
 		return !f, err

@@ -28,6 +28,10 @@ const (
 // paused) container when the container does not run.
 var ErrNotRunning = errors.New("container is not running")
 
+// ErrNoFreezer reports a container without a cgroup (rootless, when no
+// cgroup is delegated to the user), which cannot be paused.
+var ErrNoFreezer = errors.New("pausing a container needs a cgroup, and none is delegated to this user (commit with --pause=false)")
+
 // ContainerConfig describes a long-lived container (StartContainer).
 type ContainerConfig struct {
 	// Spec holds the overlay directories, the process, its environment,

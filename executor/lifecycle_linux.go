@@ -123,7 +123,17 @@ func StartContainer(ctx context.Context, runtime string, cfg ContainerConfig, st
 // StartContainer returns; a zero state with an error means nothing runs.
 func startInit(ctx context.Context, dir string, rec *containerRecord, p *prepared, cfg ContainerConfig, stdio IO) (ContainerState, error) {
 	if err := rec.Cgroup.create(); err != nil {
-		return ContainerState{}, err
+		if !withoutCgroup(err, p.oci.Linux.Resources) {
+			return ContainerState{}, err
+		}
+		// Rootless without a delegated cgroup: the container is
+		// killed through its init (pid 1 of its pid namespace) and
+		// cannot be paused.
+		_ = rec.Cgroup.remove()
+		rec.Cgroup = cgroup{}
+		if err := rec.write(dir); err != nil {
+			return ContainerState{}, err
+		}
 	}
 	devices, err := rec.Cgroup.setResources(p.oci.Linux.Resources)
 	if err != nil {
@@ -143,6 +153,9 @@ func startInit(ctx context.Context, dir string, rec *containerRecord, p *prepare
 	icfg := p.config(modeContainer)
 	icfg.Container = &containerInitConfig{StateDir: dir, Detach: cfg.Detach}
 	icfg.Cgroup, icfg.NoDev, icfg.NetNS = &rec.Cgroup, !devices, nat != nil
+	if len(rec.Cgroup.Paths) == 0 {
+		icfg.Cgroup = nil
+	}
 	if cfg.Terminal {
 		icfg.Terminal = initialSize(stdio.Resize)
 	}

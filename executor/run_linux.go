@@ -107,6 +107,9 @@ func isolateRun(s Spec, sp *specs.Spec, withCgroup bool) (_ *runIsolation, err e
 			}
 		case !withoutCgroup(err, sp.Linux.Resources):
 			_ = cg.remove()
+			if userns.Rootless() && errors.Is(err, fs.ErrPermission) {
+				err = fmt.Errorf("%w: resource limits need a cgroup delegated to this user (systemd: Delegate=yes)", err)
+			}
 			return nil, err
 		default:
 			_ = cg.remove()

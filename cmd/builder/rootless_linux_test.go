@@ -250,7 +250,8 @@ func layers(t *testing.T, inspect string) []string {
 // TestRootlessBuild builds as a non-root user with subordinate ids, with
 // no flag: an image of many owners with whiteouts and opaque directories,
 // whose layers must equal those of the same build as root; a rebuild from
-// the cache; the examples; save read by skopeo and umoci; export.
+// the cache; the examples; save read by skopeo and umoci; export; run,
+// run -d, stop and commit of containers without a cgroup.
 func TestRootlessBuild(t *testing.T) {
 	testutil.SkipIfShort(t, "rootless builds as another user")
 	u := newRootlessUser(t, subidUser, true)
@@ -353,9 +354,33 @@ func TestRootlessBuild(t *testing.T) {
 		}
 		return err
 	})
-	for _, ex := range []string{"hello", "app", "multistage"} {
+	for _, ex := range []string{"hello", "app", "multistage", "kubernetes"} {
 		u.must(t, nil, store, "build", "--progress", "plain", "-t", "example/"+ex, filepath.Join(examples, ex))
 	}
+	if out := u.must(t, nil, store, "run", "--rm", "example/hello"); !strings.Contains(out, "Hello from a builder-built image") {
+		t.Errorf("run example/hello as %s: %q", u.name, out)
+	}
+	// A detached container without a cgroup: stopped through its init;
+	// committed without pausing it.
+	u.must(t, nil, store, "run", "-d", "--name", "bg", "example/hello", "sh", "-c", "echo bg > /bg; sleep 60")
+	if out, err := u.run(nil, store, "commit", "bg", "bg:1"); err == nil || !strings.Contains(out, "--pause=false") {
+		t.Errorf("commit of a running container without a cgroup: %v\n%s", err, out)
+	}
+	waitFor := time.Now().Add(10 * time.Second)
+	for !strings.Contains(u.must(t, nil, store, "diff", "bg"), "/bg") && time.Now().Before(waitFor) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	u.must(t, nil, store, "commit", "--pause=false", "bg", "bg:1")
+	start := time.Now()
+	u.must(t, nil, store, "stop", "-t", "1", "bg")
+	if ps := u.must(t, nil, store, "ps", "-a"); !strings.Contains(ps, "Exited") || time.Since(start) > 5*time.Second {
+		t.Errorf("stop took %v:\n%s", time.Since(start), ps)
+	}
+	u.must(t, nil, store, "rm", "bg")
+	if out := u.must(t, nil, store, "run", "--rm", "bg:1", "cat", "/bg"); !strings.Contains(out, "bg") {
+		t.Errorf("the commit of a running container lacks its change: %q", out)
+	}
+
 	flat := filepath.Join(u.dir, "hello.tar")
 	u.must(t, nil, store, "export", "-o", flat, "example/hello")
 	if out, err := exec.Command("tar", "-tvf", flat).CombinedOutput(); err != nil || !strings.Contains(string(out), "greeting.txt") || !tarLists(string(out), "1000/1000", "home/app/") {
@@ -396,8 +421,9 @@ func TestRootlessSingleID(t *testing.T) {
 // TestRootlessInUnprivilegedContainer runs the builder as root of a user
 // namespace made by a non-root user, with no capability outside it and
 // without CAP_SYS_ADMIN inside (the capabilities of a Kubernetes pod with
-// hostUsers: false) and /proc/sys masked as container runtimes do: it
-// builds an example in a user namespace nested in that one.
+// hostUsers: false), no_new_privs (allowPrivilegeEscalation: false) and
+// /proc/sys masked as container runtimes do: it builds the context of
+// examples/kubernetes/job.yaml in a user namespace nested in that one.
 func TestRootlessInUnprivilegedContainer(t *testing.T) {
 	testutil.SkipIfShort(t, "rootless builds as another user")
 	u := newRootlessUser(t, subidUser, true)
@@ -411,14 +437,17 @@ func TestRootlessInUnprivilegedContainer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ex := writeContext(t, u.dir, "hello", map[string]string{
-		"Dockerfile": "FROM busybox:latest\nCOPY --chown=1000 hello.sh /usr/local/bin/hello\nRUN test -r /proc/self/status && chmod 0755 /usr/local/bin/hello && hello > /greeting.txt\n",
-		"hello.sh":   "#!/bin/sh\necho hello\n",
-	})
+	ex := filepath.Join(u.dir, "kubernetes")
+	if err := os.CopyFS(ex, os.DirFS("../../examples/kubernetes")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(ex, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	caps := "-all,+chown,+dac_override,+fowner,+fsetid,+kill,+setgid,+setuid,+setpcap,+net_bind_service,+net_raw,+sys_chroot,+mknod,+audit_write,+setfcap"
 	inPod := func(stdin []byte, args ...string) (string, error) {
 		m := strconv.Itoa(start) + ",0,65536"
-		script := `mount -o bind,ro /proc/sys /proc/sys && exec setpriv --bounding-set=` + caps + ` -- env -i "$@"`
+		script := `mount -o bind,ro /proc/sys /proc/sys && exec setpriv --no-new-privs --bounding-set=` + caps + ` -- env -i "$@"`
 		full := []string{"-u", u.name, "--", "unshare", "--map-users=" + m, "--map-groups=" + m, "--setuid", "0", "--setgid", "0",
 			"--mount", "--pid", "--fork", "--mount-proc", "sh", "-c", script, "sh",
 			"PATH=" + os.Getenv("PATH"), "HOME=" + pod, "TMPDIR=" + filepath.Join(pod, "tmp"), "BUILDER_TEST_CLI=1", u.bin}
@@ -439,7 +468,7 @@ func TestRootlessInUnprivilegedContainer(t *testing.T) {
 	if out, err := inPod(nil, "export", "--root", store, "-o", flat, "hello"); err != nil {
 		t.Fatalf("export in the container: %v\n%s", err, out)
 	}
-	if out, err := exec.Command("tar", "-tvf", flat).CombinedOutput(); err != nil || !strings.Contains(string(out), "greeting.txt") || !tarLists(string(out), "1000/1000", "usr/local/bin/hello") {
+	if out, err := exec.Command("tar", "-tvf", flat).CombinedOutput(); err != nil || !tarLists(string(out), "1000/1000", "home/app/greeting.txt") || !tarLists(string(out), "2000/2000", "data/") {
 		t.Errorf("export of the container's build: %v\n%s", err, out)
 	}
 }

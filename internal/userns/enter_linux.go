@@ -7,9 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"os/user"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -104,10 +104,7 @@ func makePlan() (plan, error) {
 	if os.Geteuid() == 0 {
 		return nestedPlan(p), nil
 	}
-	name := strconv.Itoa(p.uid)
-	if u, err := user.LookupId(name); err == nil {
-		name = u.Username
-	}
+	name := userName(p.uid)
 	subu, err := SubIDs("/etc/subuid", name, p.uid)
 	if err != nil {
 		return p, err
@@ -129,6 +126,23 @@ func makePlan() (plan, error) {
 	p.uids, p.gids = Layout(uint32(p.uid), subu), Layout(uint32(p.gid), subg)
 	p.newuidmap, p.newgidmap = nu, ng
 	return p, nil
+}
+
+// userName returns the name /etc/passwd gives uid, or uid as a number.
+// (os/user would link the C library into every package that uses this
+// one, and the executor's binary must stay static.)
+func userName(uid int) string {
+	id := strconv.Itoa(uid)
+	b, err := os.ReadFile("/etc/passwd")
+	if err != nil {
+		return id
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Split(l, ":"); len(f) > 2 && f[2] == id {
+			return f[0]
+		}
+	}
+	return id
 }
 
 // nestedPlan maps a namespace inside the current one for its root: every
