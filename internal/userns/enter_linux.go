@@ -63,12 +63,22 @@ func Enter() {
 		return
 	}
 	code, err := runInNamespace()
+	if errors.Is(err, errNoUserNS) {
+		// Commands that need no privileges (images, inspect, save)
+		// still work; the others fail on their first mount.
+		fmt.Fprintf(os.Stderr, "WARNING: %v; running without one, so building and running containers will fail\n", err)
+		return
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "Error: entering a user namespace: %v\n", err)
 		os.Exit(125)
 	}
 	os.Exit(code)
 }
+
+// errNoUserNS reports that the kernel (or a security module) refuses
+// this process a user namespace.
+var errNoUserNS = errors.New("cannot create a user namespace")
 
 // awaitMaps is the child's first stage: it waits until the parent wrote
 // its id maps, then execs the binary again, which makes it root of the
@@ -235,7 +245,7 @@ func runInNamespace() (int, error) {
 	defer signal.Stop(sigs)
 	if err := cmd.Start(); err != nil {
 		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EINVAL) {
-			return 0, fmt.Errorf("creating a user namespace: %w (unprivileged user namespaces must be allowed: sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone, or an AppArmor restriction)", err)
+			return 0, fmt.Errorf("%w: %w (unprivileged user namespaces must be allowed: sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone, or an AppArmor restriction)", errNoUserNS, err)
 		}
 		return 0, err
 	}
