@@ -390,7 +390,8 @@ func TestRootlessBuild(t *testing.T) {
 
 // TestRootlessSingleID builds as a user without subordinate ids: a
 // one-owner Dockerfile builds in a namespace that maps the user alone,
-// and COPY --chown=1000 fails with what to configure.
+// and COPY --chown=1000, or a base with a file of uid 1000, fails with
+// what to configure.
 func TestRootlessSingleID(t *testing.T) {
 	testutil.SkipIfShort(t, "rootless builds as another user")
 	u := newRootlessUser(t, singleUser, false)
@@ -415,6 +416,13 @@ func TestRootlessSingleID(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("the error lacks %q:\n%s", want, out)
 		}
+	}
+	// A base with a file of another owner cannot be unpacked either.
+	u.must(t, baseTar(t, true), store, "import", "-", "multi")
+	multi := writeContext(t, u.dir, "multi", map[string]string{"Dockerfile": "FROM multi\nRUN true\n"})
+	out, err = u.run(nil, store, "build", multi)
+	if err == nil || !strings.Contains(out, "home/app") || !strings.Contains(out, "/etc/subuid") {
+		t.Errorf("a base of two owners with a single id: %v\n%s", err, out)
 	}
 }
 
