@@ -280,7 +280,7 @@ const (
 	// mustPause fails when the container cannot be frozen.
 	mustPause
 	// pauseIfPossible reads a container that cannot be frozen (rootless
-	// without a delegated cgroup) as it runs.
+	// without a cgroup) as it runs.
 	pauseIfPossible
 )
 

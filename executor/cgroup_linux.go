@@ -362,10 +362,11 @@ func poll(ctx context.Context, done func() (bool, error)) error {
 
 // withoutCgroup reports whether a run may go on without a cgroup after
 // creating one failed with err: only a rootless process (userns.Rootless)
-// that was not delegated a cgroup subtree (as systemd's Delegate=yes
-// gives one) and that asks for no limits. The run is then still killed
-// whole through its pid namespace, and devices stay out of reach because
-// a user namespace cannot create them and mounts in it are nodev.
+// that may not create cgroups where root's builder does, and that asks
+// for no limits. (A cgroup delegated by systemd is not used yet.) The run
+// is then still killed whole through its pid namespace, and devices stay
+// out of reach because a user namespace cannot create them and mounts in
+// it are nodev.
 func withoutCgroup(err error, r *specs.LinuxResources) bool {
 	if !userns.Rootless() || !(errors.Is(err, fs.ErrPermission) || errors.Is(err, unix.EROFS)) {
 		return false

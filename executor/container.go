@@ -28,9 +28,9 @@ const (
 // paused) container when the container does not run.
 var ErrNotRunning = errors.New("container is not running")
 
-// ErrNoFreezer reports a container without a cgroup (rootless, when no
-// cgroup is delegated to the user), which cannot be paused.
-var ErrNoFreezer = errors.New("pausing a container needs a cgroup, and none is delegated to this user (commit with --pause=false)")
+// ErrNoFreezer reports a container without a cgroup (rootless, when the
+// user may not create one), which cannot be paused.
+var ErrNoFreezer = errors.New("pausing a container needs a cgroup, and this rootless container has none (commit with --pause=false)")
 
 // ContainerConfig describes a long-lived container (StartContainer).
 type ContainerConfig struct {

@@ -30,7 +30,7 @@ func (r *containerRecord) signal(sig syscall.Signal) error {
 	if sig == syscall.SIGKILL && len(r.Cgroup.Paths) > 0 {
 		return r.Cgroup.signalAll(sig, r.Pid)
 	}
-	// Without a cgroup (rootless, none delegated) SIGKILL goes to the
+	// Without a cgroup (rootless, where the user may not create one) SIGKILL goes to the
 	// init, pid 1 of the container's pid namespace, which takes every
 	// process of the container with it; the next state read records 137.
 	fd, err := openProcess(r.Pid, r.PidStart)

@@ -19,9 +19,9 @@ type Host struct {
 	NAT     string `json:"nat,omitempty"`
 	NATPath string `json:"natPath,omitempty"`
 	// Cgroup is "v1" or "v2", the hierarchy containers get a cgroup in,
-	// or "" when this process may not create one (rootless without a
-	// delegated cgroup): RUN steps then run without one, and resource
-	// limits and long-lived containers are unavailable.
+	// or "" when this process may not create one (rootless): containers
+	// then run without one, so resource limits are unavailable and a
+	// running container cannot be paused.
 	Cgroup string `json:"cgroup"`
 	// CgroupError says why there is no Cgroup.
 	CgroupError string `json:"cgroupError,omitempty"`

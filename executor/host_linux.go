@@ -54,7 +54,7 @@ func cgroupAvailable() (string, string) {
 			parent = filepath.Dir(parent)
 		}
 		if err := unix.Access(parent, unix.W_OK); err != nil {
-			return "", fmt.Sprintf("cannot create cgroups under %s: %v (not delegated to this user)", parent, err)
+			return "", fmt.Sprintf("cannot create cgroups under %s: %v (rootless: a cgroup delegated by systemd is not used yet)", parent, err)
 		}
 	}
 	return kind, ""

@@ -126,7 +126,7 @@ func startInit(ctx context.Context, dir string, rec *containerRecord, p *prepare
 		if !withoutCgroup(err, p.oci.Linux.Resources) {
 			return ContainerState{}, err
 		}
-		// Rootless without a delegated cgroup: the container is
+		// Rootless, where the user may not create cgroups: it is
 		// killed through its init (pid 1 of its pid namespace) and
 		// cannot be paused.
 		_ = rec.Cgroup.remove()

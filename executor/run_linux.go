@@ -108,7 +108,7 @@ func isolateRun(s Spec, sp *specs.Spec, withCgroup bool) (_ *runIsolation, err e
 		case !withoutCgroup(err, sp.Linux.Resources):
 			_ = cg.remove()
 			if userns.Rootless() && errors.Is(err, fs.ErrPermission) {
-				err = fmt.Errorf("%w: resource limits need a cgroup delegated to this user (systemd: Delegate=yes)", err)
+				err = fmt.Errorf("%w: rootless, resource limits need write access to the builder cgroup (a cgroup delegated by systemd is not used yet)", err)
 			}
 			return nil, err
 		default:

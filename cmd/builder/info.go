@@ -74,7 +74,7 @@ func printInfo(w io.Writer, i builder.SystemInfo) {
 	if i.Cgroup != "" {
 		fmt.Fprintf(w, "Cgroups: %s\n", i.Cgroup)
 	} else {
-		fmt.Fprintf(w, "Cgroups: none: %s; RUN steps run without a cgroup, and --memory, --cpus, --pids-limit and detached containers are unavailable\n", i.CgroupError)
+		fmt.Fprintf(w, "Cgroups: none: %s; RUN steps and containers run without one: no --memory, --cpus or --pids-limit, and a running container cannot be paused\n", i.CgroupError)
 	}
 	fmt.Fprintf(w, "Store: %s\n", i.Store)
 }
