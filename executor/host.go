@@ -18,6 +18,8 @@ type Host struct {
 	// then has no network).
 	NAT     string `json:"nat,omitempty"`
 	NATPath string `json:"natPath,omitempty"`
+	// NATError says why there is no NAT.
+	NATError string `json:"natError,omitempty"`
 	// Cgroup is "v1" or "v2", the hierarchy containers get a cgroup in,
 	// or "" when this process may not create one (rootless): containers
 	// then run without one, so resource limits are unavailable and a

@@ -23,6 +23,8 @@ func HostInfo() Host {
 	}
 	if t, err := findNAT(); err == nil {
 		h.NAT, h.NATPath = t.name, t.path
+	} else {
+		h.NATError = err.Error()
 	}
 	h.Cgroup, h.CgroupError = cgroupAvailable()
 	for _, r := range []string{Runc, Crun} {

@@ -27,6 +27,16 @@ func CheckNetwork() error {
 	return nil
 }
 
+// noTunError reports that /dev/net/tun cannot be opened; it is ErrNoNAT
+// for errors.Is.
+type noTunError struct{ err error }
+
+func (e noTunError) Error() string {
+	return "RUN steps have no network: pasta and slirp4netns need /dev/net/tun: " + e.err.Error()
+}
+
+func (e noTunError) Is(target error) bool { return target == ErrNoNAT }
+
 // natTool is a user-space NAT that connects a network namespace to the
 // host's network.
 type natTool struct {
@@ -55,10 +65,11 @@ var (
 func findNAT() (natTool, error) {
 	natOnce.Do(func() {
 		natErr = ErrNoNAT
-		if _, err := os.Stat("/dev/net/tun"); err != nil {
-			// Both NATs need a tun device (often missing in a
-			// container such as a Kubernetes pod).
-			natErr = fmt.Errorf("%w (no /dev/net/tun: %v)", ErrNoNAT, err)
+		if err := unix.Access("/dev/net/tun", unix.R_OK|unix.W_OK); err != nil {
+			// Both NATs open a tun device, often missing in a
+			// container (a Kubernetes pod) or mode 0600 where a
+			// rootless build would need 0666.
+			natErr = noTunError{err}
 			return
 		}
 		for _, t := range natTools {

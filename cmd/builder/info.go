@@ -69,7 +69,7 @@ func printInfo(w io.Writer, i builder.SystemInfo) {
 	if i.NAT != "" {
 		fmt.Fprintf(w, "Network: %s (%s)\n", i.NAT, i.NATPath)
 	} else {
-		fmt.Fprintln(w, "Network: none (install slirp4netns or pasta for outbound network in RUN)")
+		fmt.Fprintf(w, "Network: none, RUN has loopback only (%s)\n", i.NATError)
 	}
 	if i.Cgroup != "" {
 		fmt.Fprintf(w, "Cgroups: %s\n", i.Cgroup)

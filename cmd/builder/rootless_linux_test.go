@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -266,6 +267,7 @@ func TestRootlessBuild(t *testing.T) {
 		UserNamespace string
 		UIDMap        string
 		Overlay       string
+		NAT, NATError string
 	}
 	if err := json.Unmarshal([]byte(info), &got); err != nil {
 		t.Fatalf("info: %v\n%s", err, info)
@@ -275,8 +277,19 @@ func TestRootlessBuild(t *testing.T) {
 		t.Errorf("info as %s: %+v, want rootless with uid map %s and userxattr", u.name, got, wantMap)
 	}
 
+	// RUN's network namespace reaches out through the NAT.
+	if got.NAT == "" {
+		testutil.Unavailable(t, "no NAT for rootless RUN steps: %s (scripts/rootless-users.sh makes /dev/net/tun usable)", got.NATError)
+	}
+	netCtx := writeContext(t, u.dir, "net", map[string]string{"Dockerfile": "FROM base\nRUN cat /proc/net/dev\n"})
+	out := u.must(t, nil, store, "build", "--progress", "plain", netCtx)
+	ifaces := regexp.MustCompile(`(?m)\s([a-z][a-z0-9]*):\s+\d+\s+\d+`).FindAllStringSubmatch(out, -1)
+	if len(ifaces) < 2 || (ifaces[0][1] == "lo" && ifaces[1][1] == "lo") {
+		t.Errorf("RUN has no interface but loopback with %s:\n%s", got.NAT, out)
+	}
+
 	ctx := writeContext(t, u.dir, "owners", map[string]string{"Dockerfile": ownersDockerfile, "tree/srv/app/a": "a\n", "tree/srv/app/sub/b": "b\n", "apptree/data/a": "a\n"})
-	out := u.must(t, nil, store, "build", "--progress", "plain", "-t", "owners", ctx)
+	out = u.must(t, nil, store, "build", "--progress", "plain", "-t", "owners", ctx)
 	time.Sleep(1100 * time.Millisecond) // a later second for every time the build takes
 	rootOut := u.asRoot(t, nil, rootStore, "build", "--progress", "plain", "-t", "owners", ctx)
 	rootless := layers(t, u.must(t, nil, store, "inspect", "owners"))
