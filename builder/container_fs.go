@@ -14,8 +14,12 @@ import (
 
 	"github.com/builder-project/builder/executor"
 	"github.com/builder-project/builder/internal/copier"
+	"github.com/builder-project/builder/internal/userns"
 	"github.com/builder-project/builder/layer"
 )
+
+// errRootlessMount refuses Mount in a user namespace of the command's own.
+var errRootlessMount = errors.New("mount: rootless, each command has a mount namespace of its own, so the mount would be gone when this command exits; use 'builder copy', or 'builder run' with the tools in the image")
 
 // Mount mounts the merged root filesystem of a container on the host, at
 // containers/<id>/merged in the store, and returns that path: host tools
@@ -24,7 +28,14 @@ import (
 // mounted container returns the same path. A running container cannot be
 // mounted, nor a mounted one started: one upperdir must not be mounted
 // twice at once.
+//
+// A process in a user namespace the builder made for itself (rootless,
+// see userns.Enter) cannot mount for others: the mount would go with the
+// namespace when the process exits, so Mount refuses.
 func (b *Builder) Mount(ctx context.Context, ref string) (string, error) {
+	if userns.Current().Entered != "" {
+		return "", errRootlessMount
+	}
 	c, err := b.loadContainer(ref)
 	if err != nil {
 		return "", err

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/builder-project/builder/internal/userns"
 	"golang.org/x/sys/unix"
 )
 
@@ -237,6 +238,9 @@ func openNamespaces(x *execTarget) (fds []int, err error) {
 	proc := "/proc/" + strconv.Itoa(x.Pid)
 	for _, ns := range execNamespaces {
 		fd, err := unix.Open(proc+"/ns/"+ns.name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if errors.Is(err, unix.EACCES) && userns.Rootless() {
+			return fds, fmt.Errorf("opening the container's %s namespace: %w (rootless, a container started by another command lives in that command's user namespace, which this one cannot join)", ns.name, err)
+		}
 		if err != nil {
 			return fds, fmt.Errorf("opening the container's %s namespace: %w", ns.name, err)
 		}

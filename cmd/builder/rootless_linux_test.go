@@ -376,6 +376,13 @@ func TestRootlessBuild(t *testing.T) {
 	// A detached container without a cgroup: stopped through its init;
 	// committed without pausing it.
 	u.must(t, nil, store, "run", "-d", "--name", "bg", "example/hello", "sh", "-c", "echo bg > /bg; sleep 60")
+	// What each command's own namespace rules out says so.
+	if out, err := u.run(nil, store, "exec", "bg", "true"); err == nil || !strings.Contains(out, "cannot join") {
+		t.Errorf("exec into another command's container: %v\n%s", err, out)
+	}
+	if out, err := u.run(nil, store, "mount", "bg"); err == nil || !strings.Contains(out, "mount namespace of its own") {
+		t.Errorf("mount: %v\n%s", err, out)
+	}
 	if out, err := u.run(nil, store, "commit", "bg", "bg:1"); err == nil || !strings.Contains(out, "--pause=false") {
 		t.Errorf("commit of a running container without a cgroup: %v\n%s", err, out)
 	}
