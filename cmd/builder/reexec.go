@@ -24,7 +24,7 @@ func reexec() bool {
 // needsNoPrivileges reports the first arguments that only print help.
 func needsNoPrivileges(arg string) bool {
 	switch arg {
-	case "-h", "--help", "help", "version", "--version":
+	case "-h", "--help", "help", "version", "--version", "-v":
 		return true
 	}
 	return false
