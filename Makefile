@@ -39,6 +39,7 @@ bench: build
 
 deps:
 	scripts/install-deps.sh
+	scripts/rootless-users.sh
 
 demo: build
 	scripts/demo.sh
