@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -207,17 +208,33 @@ func newOutside(t *testing.T) outside {
 	if err := os.WriteFile(filepath.Join(www, "probe"), []byte(o.body+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	httpd := exec.Command("ip", "netns", "exec", ns, bb, "httpd", "-f", "-p", o.addr, "-h", www)
+	var log bytes.Buffer
+	httpd := exec.Command("ip", "netns", "exec", ns, bb, "httpd", "-f", "-vv", "-p", o.addr, "-h", www)
+	httpd.Stdout, httpd.Stderr = &log, &log
 	if err := httpd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	exited := make(chan error, 1)
+	go func() { exited <- httpd.Wait() }()
 	t.Cleanup(func() {
 		_ = httpd.Process.Kill()
-		_ = httpd.Wait()
+		<-exited
 	})
-	waitUntil(t, 10*time.Second, "the outside server", func() bool {
-		return exec.Command(bb, "wget", "-q", "-O", "/dev/null", "http://"+o.addr+"/probe").Run() == nil
-	})
+	// A loaded machine can take seconds to start it; an httpd that ended
+	// says why.
+	deadline := time.Now().Add(30 * time.Second)
+	for exec.Command(bb, "wget", "-q", "-O", "/dev/null", "http://"+o.addr+"/probe").Run() != nil {
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("the outside server ended: %v\n%s", err, log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the outside server at %s did not answer in 30 s", o.addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	return o
 }
 
