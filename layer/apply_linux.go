@@ -46,6 +46,7 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (int
 		seen: make(map[string]bool),
 		buf:  make([]byte, bufSize),
 	}
+	a.files = newFileWriters(a)
 	defer a.close()
 
 	tr := tar.NewReader(cr)
@@ -63,9 +64,15 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (int
 		if err := a.entry(hdr, tr); err != nil {
 			return cr.n, fmt.Errorf("applying layer to %s: entry %q: %w", dir, hdr.Name, err)
 		}
+		if err := a.files.failed(); err != nil {
+			return cr.n, fmt.Errorf("applying layer to %s: %w", dir, err)
+		}
 	}
 	if _, err := io.CopyBuffer(io.Discard, cr, a.buf); err != nil {
 		return cr.n, fmt.Errorf("applying layer to %s: reading tar: %w", dir, err)
+	}
+	if err := a.files.wait(); err != nil {
+		return cr.n, fmt.Errorf("applying layer to %s: %w", dir, err)
 	}
 	if err := a.finishDirs(); err != nil {
 		return cr.n, fmt.Errorf("applying layer to %s: %w", dir, err)
@@ -81,6 +88,8 @@ type applier struct {
 	seen map[string]bool
 	dirs []dirMeta
 	buf  []byte
+	// files writes small regular files on other goroutines.
+	files *fileWriters
 	// parentName/parent cache the handle of the last parent directory.
 	parentName string
 	parent     *os.File
@@ -96,6 +105,7 @@ type dirMeta struct {
 }
 
 func (a *applier) close() {
+	_ = a.files.wait()
 	if a.parent != nil {
 		_ = a.parent.Close()
 	}
@@ -175,7 +185,7 @@ func (a *applier) entry(hdr *tar.Header, tr io.Reader) error {
 		return a.hardlink(pfd, name, base, hdr)
 	}
 	if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeRegA {
-		return a.regular(pfd, base, hdr, tr)
+		return a.regular(pfd, name, base, hdr, tr)
 	}
 	if err := removeExisting(pfd, base, false); err != nil {
 		return err
@@ -199,8 +209,9 @@ func (a *applier) entry(hdr *tar.Header, tr io.Reader) error {
 // regular creates a regular file. The create is exclusive and tried
 // first: only when something is already there (an earlier layer's entry)
 // is it removed, never written through, and the create tried again. That
-// spares a lookup per file of a fresh unpack.
-func (a *applier) regular(pfd int, base string, hdr *tar.Header, tr io.Reader) error {
+// spares a lookup per file of a fresh unpack. A small file is then handed
+// to the file writers (see fileWriters); a larger one is written here.
+func (a *applier) regular(pfd int, name, base string, hdr *tar.Header, tr io.Reader) error {
 	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	fd, err := unix.Openat(pfd, base, flags, 0o600)
 	if errors.Is(err, unix.EEXIST) {
@@ -212,6 +223,9 @@ func (a *applier) regular(pfd int, base string, hdr *tar.Header, tr io.Reader) e
 	if err != nil {
 		return fmt.Errorf("creating file: %w", err)
 	}
+	if hdr.Size <= smallFileMax {
+		return a.files.submit(fd, name, hdr, tr)
+	}
 	closed := false
 	defer func() {
 		if !closed {
@@ -221,14 +235,7 @@ func (a *applier) regular(pfd int, base string, hdr *tar.Header, tr io.Reader) e
 	if _, err := io.CopyBuffer(fdWriter(fd), tr, a.buf); err != nil {
 		return fmt.Errorf("writing file: %w", err)
 	}
-	if err := a.setOwner(func(uid, gid int) error { return unix.Fchown(fd, uid, gid) }, hdr); err != nil {
-		return err
-	}
-	if err := unix.Fchmod(fd, uint32(hdr.Mode&0o7777)); err != nil {
-		return fmt.Errorf("setting mode: %w", err)
-	}
-	// Xattrs last: writing and chown clear security.capability.
-	if err := a.setXattrs(hdr, func(k string, v []byte) error { return unix.Fsetxattr(fd, k, v, 0) }); err != nil {
+	if err := a.fileMeta(fd, hdr); err != nil {
 		return err
 	}
 	closed = true
