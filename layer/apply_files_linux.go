@@ -38,6 +38,7 @@ type fileJob struct {
 	fd   int
 	name string
 	hdr  *tar.Header
+	meta metaSteps
 	buf  []byte // the content, from the pool
 }
 
@@ -67,7 +68,7 @@ func newFileWriters(a *applier) *fileWriters {
 
 // submit reads the content of hdr from tr into a buffer and queues the
 // file open at fd for a writer, which closes fd. On error fd is closed.
-func (w *fileWriters) submit(fd int, name string, hdr *tar.Header, tr io.Reader) error {
+func (w *fileWriters) submit(fd int, name string, hdr *tar.Header, meta metaSteps, tr io.Reader) error {
 	buf := <-w.free
 	if int64(cap(buf)) < hdr.Size {
 		buf = make([]byte, hdr.Size, max(hdr.Size, 64<<10))
@@ -78,7 +79,7 @@ func (w *fileWriters) submit(fd int, name string, hdr *tar.Header, tr io.Reader)
 		unix.Close(fd)
 		return fmt.Errorf("writing file: %w", err)
 	}
-	w.jobs <- fileJob{fd: fd, name: name, hdr: hdr, buf: buf}
+	w.jobs <- fileJob{fd: fd, name: name, hdr: hdr, meta: meta, buf: buf}
 	return nil
 }
 
@@ -126,20 +127,25 @@ func (w *fileWriters) write(j fileJob) error {
 	if _, err := fdWriter(j.fd).Write(j.buf); err != nil {
 		return fmt.Errorf("writing file: %w", err)
 	}
-	if err := w.a.fileMeta(j.fd, j.hdr); err != nil {
+	if err := w.a.fileMeta(j.fd, j.hdr, j.meta); err != nil {
 		return err
 	}
 	return futimens(j.fd, j.hdr)
 }
 
 // fileMeta sets the owner, mode and xattrs of the regular file open at fd,
-// in that order: writing and chown clear security.capability.
-func (a *applier) fileMeta(fd int, hdr *tar.Header) error {
-	if err := a.setOwner(func(uid, gid int) error { return unix.Fchown(fd, uid, gid) }, hdr); err != nil {
-		return err
+// in that order (writing and chown clear security.capability), skipping
+// the owner and mode when meta says the file was created with them.
+func (a *applier) fileMeta(fd int, hdr *tar.Header, meta metaSteps) error {
+	if meta.chown {
+		if err := a.setOwner(func(uid, gid int) error { return unix.Fchown(fd, uid, gid) }, hdr); err != nil {
+			return err
+		}
 	}
-	if err := unix.Fchmod(fd, uint32(hdr.Mode&0o7777)); err != nil {
-		return fmt.Errorf("setting mode: %w", err)
+	if meta.chmod {
+		if err := unix.Fchmod(fd, uint32(hdr.Mode&0o7777)); err != nil {
+			return fmt.Errorf("setting mode: %w", err)
+		}
 	}
 	return a.setXattrs(hdr, func(k string, v []byte) error { return unix.Fsetxattr(fd, k, v, 0) })
 }

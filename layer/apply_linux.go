@@ -46,6 +46,11 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (int
 		seen: make(map[string]bool),
 		buf:  make([]byte, bufSize),
 	}
+	a.creator = currentCreator()
+	if a.rootGID, err = a.createdGID(a.root); err != nil {
+		a.root.Close()
+		return 0, fmt.Errorf("applying layer to %s: %w", dir, err)
+	}
 	a.files = newFileWriters(a)
 	defer a.close()
 
@@ -90,9 +95,16 @@ type applier struct {
 	buf  []byte
 	// files writes small regular files on other goroutines.
 	files *fileWriters
-	// parentName/parent cache the handle of the last parent directory.
+	// parentName/parent cache the handle of the last parent directory,
+	// parentGID the group a file created in it gets.
 	parentName string
 	parent     *os.File
+	parentGID  int
+	// rootGID is the group a file created in the root gets.
+	rootGID int
+	// creator says what a created file is before Apply sets its owner
+	// and mode.
+	creator creator
 }
 
 // dirMeta is applied to a directory once the tar is unpacked, since
@@ -134,7 +146,12 @@ func (a *applier) parentDir(name string, create bool) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.parent, a.parentName = f, name
+	gid, err := a.createdGID(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	a.parent, a.parentName, a.parentGID = f, name, gid
 	return f, nil
 }
 
@@ -185,7 +202,11 @@ func (a *applier) entry(hdr *tar.Header, tr io.Reader) error {
 		return a.hardlink(pfd, name, base, hdr)
 	}
 	if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeRegA {
-		return a.regular(pfd, name, base, hdr, tr)
+		gid := a.rootGID
+		if parent != "" {
+			gid = a.parentGID
+		}
+		return a.regular(pfd, name, base, gid, hdr, tr)
 	}
 	if err := removeExisting(pfd, base, false); err != nil {
 		return err
@@ -211,20 +232,21 @@ func (a *applier) entry(hdr *tar.Header, tr io.Reader) error {
 // is it removed, never written through, and the create tried again. That
 // spares a lookup per file of a fresh unpack. A small file is then handed
 // to the file writers (see fileWriters); a larger one is written here.
-func (a *applier) regular(pfd int, name, base string, hdr *tar.Header, tr io.Reader) error {
+func (a *applier) regular(pfd int, name, base string, gid int, hdr *tar.Header, tr io.Reader) error {
 	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
-	fd, err := unix.Openat(pfd, base, flags, 0o600)
+	perm, meta := a.creator.plan(hdr, gid, a.opts.NoChown)
+	fd, err := unix.Openat(pfd, base, flags, perm)
 	if errors.Is(err, unix.EEXIST) {
 		if err := removeExisting(pfd, base, false); err != nil {
 			return err
 		}
-		fd, err = unix.Openat(pfd, base, flags, 0o600)
+		fd, err = unix.Openat(pfd, base, flags, perm)
 	}
 	if err != nil {
 		return fmt.Errorf("creating file: %w", err)
 	}
 	if hdr.Size <= smallFileMax {
-		return a.files.submit(fd, name, hdr, tr)
+		return a.files.submit(fd, name, hdr, meta, tr)
 	}
 	closed := false
 	defer func() {
@@ -235,7 +257,7 @@ func (a *applier) regular(pfd int, name, base string, hdr *tar.Header, tr io.Rea
 	if _, err := io.CopyBuffer(fdWriter(fd), tr, a.buf); err != nil {
 		return fmt.Errorf("writing file: %w", err)
 	}
-	if err := a.fileMeta(fd, hdr); err != nil {
+	if err := a.fileMeta(fd, hdr, meta); err != nil {
 		return err
 	}
 	closed = true
@@ -286,7 +308,12 @@ func (a *applier) rootDir(hdr *tar.Header) error {
 		return fmt.Errorf("opening root: %w", err)
 	}
 	defer unix.Close(fd)
-	return a.dirAttrs(fd, "", hdr)
+	if err := a.dirAttrs(fd, "", hdr); err != nil {
+		return err
+	}
+	// The root's owner changed: so may the group its files get.
+	a.rootGID, err = a.createdGID(a.root)
+	return err
 }
 
 func (a *applier) dirAttrs(fd int, name string, hdr *tar.Header) error {

@@ -38,7 +38,7 @@ func TestWriteZstdMemory(t *testing.T) {
 	// The memBlob's buffer grows to the blob's size, twice over.
 	allocated := after.TotalAlloc - before.TotalAlloc - uint64(2*blob.buf.Cap())
 	t.Logf("Write allocated %d MiB for %d workers (at most %d MiB)", allocated>>20, workers, limit>>20)
-	if allocated > limit {
+	if allocated > limit && !raceEnabled {
 		t.Errorf("Write allocated %d MiB for %d workers, want at most %d MiB", allocated>>20, workers, limit>>20)
 	}
 }
