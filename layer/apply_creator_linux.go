@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -56,29 +57,46 @@ func readUmask() (uint32, bool) {
 	return 0, false
 }
 
+// newFiles is what a file created in a directory gets from it.
+type newFiles struct {
+	// gid is the file's group: the directory's if it is setgid, else
+	// the creator's.
+	gid int
+	// aclDefault is set when the directory has a default ACL, which
+	// replaces the umask in making the file's mode.
+	aclDefault bool
+}
+
 // plan returns the mode to create the regular file of hdr with, in a
-// directory whose new files get group gid, and what is left to set once
-// it is written. A mode with setuid, setgid or sticky bits, or that the
-// umask would cut, is set with fchmod after the owner (chown clears
-// setuid and setgid); the file is created 0600 until then.
-func (c creator) plan(hdr *tar.Header, gid int, noChown bool) (uint32, metaSteps) {
+// directory that gives it dir, and what is left to set once it is
+// written. A mode with setuid, setgid or sticky bits, that the umask
+// would cut, or in a directory with a default ACL, is set with fchmod
+// after the owner (chown clears setuid and setgid); the file is created
+// 0600 until then.
+func (c creator) plan(hdr *tar.Header, dir newFiles, noChown bool) (uint32, metaSteps) {
 	mode := uint32(hdr.Mode & 0o7777)
-	steps := metaSteps{chown: !noChown && (hdr.Uid != c.uid || hdr.Gid != gid), chmod: true}
-	if c.umaskKnown && mode&^0o777 == 0 && mode&c.umask == 0 {
+	steps := metaSteps{chown: !noChown && (hdr.Uid != c.uid || hdr.Gid != dir.gid), chmod: true}
+	if c.umaskKnown && !dir.aclDefault && mode&^0o777 == 0 && mode&c.umask == 0 {
 		return mode, metaSteps{chown: steps.chown}
 	}
 	return 0o600, steps
 }
 
-// createdGID returns the group that a file created in the directory open
-// as d gets: the directory's own if it is setgid, else our effective gid.
-func (a *applier) createdGID(d *os.File) (int, error) {
+// newFilesIn returns what a file created in the directory open as d gets
+// from it.
+func (a *applier) newFilesIn(d *os.File) (newFiles, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(d.Fd()), &st); err != nil {
-		return 0, fmt.Errorf("reading directory %s: %w", d.Name(), err)
+		return newFiles{}, fmt.Errorf("reading directory %s: %w", d.Name(), err)
 	}
+	nf := newFiles{gid: a.creator.gid}
 	if st.Mode&unix.S_ISGID != 0 {
-		return int(st.Gid), nil
+		nf.gid = int(st.Gid)
 	}
-	return a.creator.gid, nil
+	// A directory opened O_PATH takes no fgetxattr: its default ACL is
+	// read through /proc. Where that cannot be told, the mode is set
+	// with fchmod as if there were one.
+	_, err := unix.Getxattr(fmt.Sprintf("/proc/self/fd/%d", d.Fd()), "system.posix_acl_default", nil)
+	nf.aclDefault = !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.ENOTSUP)
+	return nf, nil
 }

@@ -47,7 +47,7 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (int
 		buf:  make([]byte, bufSize),
 	}
 	a.creator = currentCreator()
-	if a.rootGID, err = a.createdGID(a.root); err != nil {
+	if a.rootNew, err = a.newFilesIn(a.root); err != nil {
 		a.root.Close()
 		return 0, fmt.Errorf("applying layer to %s: %w", dir, err)
 	}
@@ -96,12 +96,12 @@ type applier struct {
 	// files writes small regular files on other goroutines.
 	files *fileWriters
 	// parentName/parent cache the handle of the last parent directory,
-	// parentGID the group a file created in it gets.
+	// parentNew what a file created in it gets from it.
 	parentName string
 	parent     *os.File
-	parentGID  int
-	// rootGID is the group a file created in the root gets.
-	rootGID int
+	parentNew  newFiles
+	// rootNew is what a file created in the root gets from it.
+	rootNew newFiles
 	// creator says what a created file is before Apply sets its owner
 	// and mode.
 	creator creator
@@ -146,12 +146,12 @@ func (a *applier) parentDir(name string, create bool) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	gid, err := a.createdGID(f)
+	nf, err := a.newFilesIn(f)
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	a.parent, a.parentName, a.parentGID = f, name, gid
+	a.parent, a.parentName, a.parentNew = f, name, nf
 	return f, nil
 }
 
@@ -202,11 +202,11 @@ func (a *applier) entry(hdr *tar.Header, tr io.Reader) error {
 		return a.hardlink(pfd, name, base, hdr)
 	}
 	if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeRegA {
-		gid := a.rootGID
+		nf := a.rootNew
 		if parent != "" {
-			gid = a.parentGID
+			nf = a.parentNew
 		}
-		return a.regular(pfd, name, base, gid, hdr, tr)
+		return a.regular(pfd, name, base, nf, hdr, tr)
 	}
 	if err := removeExisting(pfd, base, false); err != nil {
 		return err
@@ -232,9 +232,9 @@ func (a *applier) entry(hdr *tar.Header, tr io.Reader) error {
 // is it removed, never written through, and the create tried again. That
 // spares a lookup per file of a fresh unpack. A small file is then handed
 // to the file writers (see fileWriters); a larger one is written here.
-func (a *applier) regular(pfd int, name, base string, gid int, hdr *tar.Header, tr io.Reader) error {
+func (a *applier) regular(pfd int, name, base string, nf newFiles, hdr *tar.Header, tr io.Reader) error {
 	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
-	perm, meta := a.creator.plan(hdr, gid, a.opts.NoChown)
+	perm, meta := a.creator.plan(hdr, nf, a.opts.NoChown)
 	fd, err := unix.Openat(pfd, base, flags, perm)
 	if errors.Is(err, unix.EEXIST) {
 		if err := removeExisting(pfd, base, false); err != nil {
@@ -311,8 +311,8 @@ func (a *applier) rootDir(hdr *tar.Header) error {
 	if err := a.dirAttrs(fd, "", hdr); err != nil {
 		return err
 	}
-	// The root's owner changed: so may the group its files get.
-	a.rootGID, err = a.createdGID(a.root)
+	// The root's owner changed: so may what its files get from it.
+	a.rootNew, err = a.newFilesIn(a.root)
 	return err
 }
 
