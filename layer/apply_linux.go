@@ -47,6 +47,12 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (int
 		seen: make(map[string]bool),
 		buf:  make([]byte, bufSize),
 	}
+	a.creator = currentCreator()
+	if a.rootNew, err = a.newFilesIn(a.root); err != nil {
+		a.root.Close()
+		return 0, fmt.Errorf("applying layer to %s: %w", dir, err)
+	}
+	a.files = newFileWriters(a)
 	defer a.close()
 
 	tr := tar.NewReader(cr)
@@ -64,9 +70,15 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (int
 		if err := a.entry(hdr, tr); err != nil {
 			return cr.n, fmt.Errorf("applying layer to %s: entry %q: %w", dir, hdr.Name, err)
 		}
+		if err := a.files.failed(); err != nil {
+			return cr.n, fmt.Errorf("applying layer to %s: %w", dir, err)
+		}
 	}
 	if _, err := io.CopyBuffer(io.Discard, cr, a.buf); err != nil {
 		return cr.n, fmt.Errorf("applying layer to %s: reading tar: %w", dir, err)
+	}
+	if err := a.files.wait(); err != nil {
+		return cr.n, fmt.Errorf("applying layer to %s: %w", dir, err)
 	}
 	if err := a.finishDirs(); err != nil {
 		return cr.n, fmt.Errorf("applying layer to %s: %w", dir, err)
@@ -82,9 +94,18 @@ type applier struct {
 	seen map[string]bool
 	dirs []dirMeta
 	buf  []byte
-	// parentName/parent cache the handle of the last parent directory.
+	// files writes small regular files on other goroutines.
+	files *fileWriters
+	// parentName/parent cache the handle of the last parent directory,
+	// parentNew what a file created in it gets from it.
 	parentName string
 	parent     *os.File
+	parentNew  newFiles
+	// rootNew is what a file created in the root gets from it.
+	rootNew newFiles
+	// creator says what a created file is before Apply sets its owner
+	// and mode.
+	creator creator
 }
 
 // dirMeta is applied to a directory once the tar is unpacked, since
@@ -97,6 +118,7 @@ type dirMeta struct {
 }
 
 func (a *applier) close() {
+	_ = a.files.wait()
 	if a.parent != nil {
 		_ = a.parent.Close()
 	}
@@ -125,7 +147,12 @@ func (a *applier) parentDir(name string, create bool) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.parent, a.parentName = f, name
+	nf, err := a.newFilesIn(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	a.parent, a.parentName, a.parentNew = f, name, nf
 	return f, nil
 }
 
@@ -176,7 +203,11 @@ func (a *applier) entry(hdr *tar.Header, tr io.Reader) error {
 		return a.hardlink(pfd, name, base, hdr)
 	}
 	if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeRegA {
-		return a.regular(pfd, base, hdr, tr)
+		nf := a.rootNew
+		if parent != "" {
+			nf = a.parentNew
+		}
+		return a.regular(pfd, name, base, nf, hdr, tr)
 	}
 	if err := removeExisting(pfd, base, false); err != nil {
 		return err
@@ -200,18 +231,23 @@ func (a *applier) entry(hdr *tar.Header, tr io.Reader) error {
 // regular creates a regular file. The create is exclusive and tried
 // first: only when something is already there (an earlier layer's entry)
 // is it removed, never written through, and the create tried again. That
-// spares a lookup per file of a fresh unpack.
-func (a *applier) regular(pfd int, base string, hdr *tar.Header, tr io.Reader) error {
+// spares a lookup per file of a fresh unpack. A small file is then handed
+// to the file writers (see fileWriters); a larger one is written here.
+func (a *applier) regular(pfd int, name, base string, nf newFiles, hdr *tar.Header, tr io.Reader) error {
 	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
-	fd, err := unix.Openat(pfd, base, flags, 0o600)
+	perm, meta := a.creator.plan(hdr, nf, a.opts.NoChown)
+	fd, err := unix.Openat(pfd, base, flags, perm)
 	if errors.Is(err, unix.EEXIST) {
 		if err := removeExisting(pfd, base, false); err != nil {
 			return err
 		}
-		fd, err = unix.Openat(pfd, base, flags, 0o600)
+		fd, err = unix.Openat(pfd, base, flags, perm)
 	}
 	if err != nil {
 		return fmt.Errorf("creating file: %w", err)
+	}
+	if hdr.Size <= smallFileMax {
+		return a.files.submit(fd, name, hdr, meta, tr)
 	}
 	closed := false
 	defer func() {
@@ -222,14 +258,7 @@ func (a *applier) regular(pfd int, base string, hdr *tar.Header, tr io.Reader) e
 	if _, err := io.CopyBuffer(fdWriter(fd), tr, a.buf); err != nil {
 		return fmt.Errorf("writing file: %w", err)
 	}
-	if err := a.setOwner(func(uid, gid int) error { return unix.Fchown(fd, uid, gid) }, hdr); err != nil {
-		return err
-	}
-	if err := unix.Fchmod(fd, uint32(hdr.Mode&0o7777)); err != nil {
-		return fmt.Errorf("setting mode: %w", err)
-	}
-	// Xattrs last: writing and chown clear security.capability.
-	if err := a.setXattrs(hdr, func(k string, v []byte) error { return unix.Fsetxattr(fd, k, v, 0) }); err != nil {
+	if err := a.fileMeta(fd, hdr, meta); err != nil {
 		return err
 	}
 	closed = true
@@ -280,7 +309,12 @@ func (a *applier) rootDir(hdr *tar.Header) error {
 		return fmt.Errorf("opening root: %w", err)
 	}
 	defer unix.Close(fd)
-	return a.dirAttrs(fd, "", hdr)
+	if err := a.dirAttrs(fd, "", hdr); err != nil {
+		return err
+	}
+	// The root's owner changed: so may what its files get from it.
+	a.rootNew, err = a.newFilesIn(a.root)
+	return err
 }
 
 func (a *applier) dirAttrs(fd int, name string, hdr *tar.Header) error {

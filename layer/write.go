@@ -188,7 +188,9 @@ func newCompressor(w io.Writer, c Compression, o writeOptions) (io.WriteCloser, 
 		return zw, nil
 	case Zstd:
 		workers := min(procs, maxZstdFrames)
-		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(o.zstdLevel()), zstd.WithEncoderConcurrency(workers))
+		// Lower memory sizes each encoder's history to its window instead
+		// of twice that (16 MiB less per encoder); the output is the same.
+		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(o.zstdLevel()), zstd.WithEncoderConcurrency(workers), zstd.WithLowerEncoderMem(true))
 		if err != nil {
 			return nil, fmt.Errorf("creating zstd writer: %w", err)
 		}
@@ -206,7 +208,8 @@ func newCompressor(w io.Writer, c Compression, o writeOptions) (io.WriteCloser, 
 const zstdFrameSize = 8 << 20
 
 // maxZstdFrames bounds the frames compressed at once, and so the memory:
-// each frame in flight holds two buffers of zstdFrameSize.
+// each frame in flight holds two buffers of zstdFrameSize (input and
+// output), and the one being filled an input buffer.
 const maxZstdFrames = 8
 
 // zstdFrames compresses a stream into w as a sequence of zstd frames of
@@ -218,7 +221,8 @@ type zstdFrames struct {
 	w        io.Writer
 	cur      *zstdFrame // being filled, never empty; nil between frames
 	inflight []*zstdFrame
-	free     []*zstdFrame // written frames whose buffers are reused
+	free     []*zstdFrame // written frames whose input buffers are reused
+	outs     [][]byte     // output buffers of written frames, reused
 	frames   int
 	err      error
 }
@@ -254,8 +258,7 @@ func (z *zstdFrames) buffer() *zstdFrame {
 		f.in = f.in[:0]
 		return f
 	}
-	// Incompressible input grows by a few bytes per 128 KiB block.
-	return &zstdFrame{in: make([]byte, 0, zstdFrameSize), out: make([]byte, 0, zstdFrameSize+64<<10)}
+	return &zstdFrame{in: make([]byte, 0, zstdFrameSize)}
 }
 
 // dispatch starts compressing the current frame, first writing the oldest
@@ -266,6 +269,12 @@ func (z *zstdFrames) dispatch() {
 	}
 	f := z.cur
 	z.cur = nil
+	if k := len(z.outs); k > 0 {
+		f.out, z.outs = z.outs[k-1], z.outs[:k-1]
+	} else {
+		// Incompressible input grows by a few bytes per 128 KiB block.
+		f.out = make([]byte, 0, zstdFrameSize+64<<10)
+	}
 	f.done = make(chan struct{})
 	z.inflight = append(z.inflight, f)
 	z.frames++
@@ -284,6 +293,8 @@ func (z *zstdFrames) writeOldest() {
 	if z.err == nil {
 		_, z.err = z.w.Write(f.out)
 	}
+	z.outs = append(z.outs, f.out)
+	f.out = nil
 	z.free = append(z.free, f)
 }
 

@@ -10,7 +10,8 @@
 #     time per build (ns/op) and peak RSS (peak-RSS-MB). Needs root (RUN
 #     steps, overlayfs, and a tmpfs for the stores); skipped otherwise.
 #   - ./layer/: diff + compression of a BUILDER_BENCH_MB tree (default 200,
-#     times BENCH_SCALE).
+#     times BENCH_SCALE), and unpacking a layer of that size (BenchmarkApply).
+#   - ./internal/store/: reading a blob through its verifying reader.
 #   - ./cache/: context checksums of 20,000 files.
 # Then scripts/bench-registry.sh ("registry"): push and pull of a 500 MB
 # image against skopeo, and the registry cache's share of its build, on a
@@ -44,7 +45,7 @@ go_benchmarks() {
 		"$GO" test -run '^$' -bench . "$@" 2>&1 | tee -a "$out" || status=1
 	}
 	run -benchtime "$benchtime" -timeout 30m ./cmd/builder/
-	run -benchtime 1x -timeout 30m ./layer/ ./cache/ ./builder/
+	run -benchtime 1x -timeout 30m ./layer/ ./cache/ ./builder/ ./internal/store/
 	# The cost per RUN of seccomp and of the private network (goal < 30 ms).
 	run -benchtime 20x -timeout 30m ./executor/
 

@@ -3,11 +3,9 @@ package store
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -40,7 +38,7 @@ type Writer struct {
 	dir    string
 	f      *os.File
 	bw     *bufio.Writer
-	h      hash.Hash
+	h      *hasher
 	n      int64
 	lock   *fileLock
 	closed bool
@@ -67,11 +65,11 @@ func (s *Store) Ingest(ctx context.Context) (*Writer, error) {
 		lk.Unlock()
 		return nil, fmt.Errorf("starting ingest: %w", err)
 	}
-	return &Writer{s: s, dir: dir, f: f, bw: bufio.NewWriterSize(f, 256<<10), h: sha256.New(), lock: lk}, nil
+	return &Writer{s: s, dir: dir, f: f, bw: bufio.NewWriterSize(f, 256<<10), h: newHasher(), lock: lk}, nil
 }
 
 // Digest returns the sha256 digest of everything written so far.
-func (w *Writer) Digest() digest.Digest { return digest.NewDigest(digest.SHA256, w.h) }
+func (w *Writer) Digest() digest.Digest { return w.h.Digest() }
 
 // Write implements io.Writer.
 func (w *Writer) Write(p []byte) (int, error) {
@@ -99,7 +97,7 @@ func (w *Writer) Commit(ctx context.Context, size int64, expected digest.Digest)
 	if err := w.bw.Flush(); err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("writing blob: %w", err)
 	}
-	got := digest.NewDigest(digest.SHA256, w.h)
+	got := w.h.Digest()
 	if size > 0 && size != w.n {
 		return ocispec.Descriptor{}, fmt.Errorf("%w: size %d, expected %d", ErrInvalidDigest, w.n, size)
 	}
@@ -135,6 +133,7 @@ func (w *Writer) Abort() error {
 		return nil
 	}
 	w.closed = true
+	w.h.stop()
 	w.f.Close()
 	err := os.RemoveAll(w.dir)
 	os.Remove(w.dir + ".lock")
@@ -182,7 +181,7 @@ func (s *Store) Open(ctx context.Context, d digest.Digest) (io.ReadCloser, int64
 		f.Close()
 		return nil, 0, err
 	}
-	return &verifier{f: f, want: d, h: sha256.New(), ctx: ctx}, fi.Size(), nil
+	return &verifier{f: f, want: d, h: newHasher(), ctx: ctx}, fi.Size(), nil
 }
 
 // verifier reads a blob and checks its digest at EOF: the final Read
@@ -192,12 +191,9 @@ func (s *Store) Open(ctx context.Context, d digest.Digest) (io.ReadCloser, int64
 type verifier struct {
 	f    io.ReadCloser
 	want digest.Digest
-	h    hash.Hash
+	h    *hasher
 	ctx  context.Context
 	done bool
-
-	chunks chan []byte   // to the hashing goroutine
-	hashed chan struct{} // closed when it has hashed every chunk
 }
 
 func (v *verifier) Read(p []byte) (int, error) {
@@ -206,46 +202,19 @@ func (v *verifier) Read(p []byte) (int, error) {
 	}
 	n, err := v.f.Read(p)
 	if n > 0 && !v.done {
-		v.hash(p[:n])
+		v.h.Write(p[:n])
 	}
 	if err == io.EOF && !v.done {
 		v.done = true
-		if got := v.sum(); got != v.want {
+		if got := v.h.Digest(); got != v.want {
 			return n, fmt.Errorf("%w: blob %s on disk hashes to %s", ErrInvalidDigest, v.want, got)
 		}
 	}
 	return n, err
 }
 
-// hash hands a copy of b to the hashing goroutine, starting it on the
-// first call.
-func (v *verifier) hash(b []byte) {
-	if v.chunks == nil {
-		v.chunks, v.hashed = make(chan []byte, 8), make(chan struct{})
-		go func() {
-			defer close(v.hashed)
-			for c := range v.chunks {
-				v.h.Write(c)
-			}
-		}()
-	}
-	v.chunks <- append([]byte(nil), b...)
-}
-
-// sum waits for the hashing goroutine and returns the digest.
-func (v *verifier) sum() digest.Digest {
-	v.stop()
-	return digest.NewDigest(digest.SHA256, v.h)
-}
-
 // stop ends the hashing goroutine once it has hashed what it was given.
-func (v *verifier) stop() {
-	if v.chunks != nil {
-		close(v.chunks)
-		<-v.hashed
-		v.chunks = nil
-	}
-}
+func (v *verifier) stop() { v.h.stop() }
 
 func (v *verifier) Close() error {
 	v.stop()

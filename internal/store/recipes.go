@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -119,7 +118,7 @@ func (s *Store) openRecipe(ctx context.Context, d digest.Digest, r recipe) (io.R
 	go func() {
 		pw.CloseWithError(layer.Diff(ctx, upper, layer.DiffOptions{Lowers: lowers}, pw))
 	}()
-	rc := &regenerated{verifier: verifier{f: pr, want: d, h: sha256.New(), ctx: ctx}, size: r.Size}
+	rc := &regenerated{verifier: verifier{f: pr, want: d, h: newHasher(), ctx: ctx}, size: r.Size}
 	rc.close = func() error {
 		cancel()
 		pr.Close()

@@ -20,8 +20,11 @@ import (
 
 func TestMain(m *testing.M) {
 	if root := os.Getenv("STORE_TEST_CHILD"); root != "" {
-		if os.Getenv("STORE_TEST_MODE") == "snapshots" {
+		switch os.Getenv("STORE_TEST_MODE") {
+		case "snapshots":
 			os.Exit(childSnapshots(root, os.Getenv("STORE_TEST_LAYER")))
+		case "unpack":
+			os.Exit(childUnpack(root, os.Getenv("STORE_TEST_LAYER")))
 		}
 		os.Exit(childTagger(root, os.Getenv("STORE_TEST_N")))
 	}
