@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -60,6 +61,15 @@ ip route | grep -c default; echo done; sleep 1000`)...)
 	lines := strings.Fields(out.String())
 	if len(lines) < 5 || lines[0] == hostNetNS(t) || lines[2] != "2" || lines[3] != "32" || lines[4] != "1" {
 		t.Fatalf("container output %q: want its own network with a default route, Seccomp: 2, pids.max 32", out.String())
+	}
+	// ExecContainer joins the namespaces /proc/PID/ns of the init shows:
+	// those of its thread group leader, which must have joined them.
+	r, err := c.record()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", r.Pid)); got != lines[0] {
+		t.Errorf("the container's init shows network namespace %s, its process %s", got, lines[0])
 	}
 	if code, got := c.exec(t, ProcessSpec{Args: sh("grep '^Seccomp:' /proc/self/status; readlink /proc/self/ns/net")}); code != 0 || !strings.Contains(got, "2\n"+lines[0]) {
 		t.Errorf("exec: %d %q: want Seccomp: 2 in the container's network", code, got)

@@ -21,6 +21,17 @@ import (
 // initEnv marks a re-executed child; its value is the mode.
 const initEnv = "_BUILDER_EXECUTOR_INIT"
 
+// init keeps a helper's main goroutine on the main thread (a lock taken in
+// a package's init holds for main). Init then joins namespaces on the
+// thread group leader, whose /proc/PID/ns links are what ExecContainer
+// opens: had a setns run on another thread, an exec'd process would join
+// the host's network namespace instead of the container's.
+func init() {
+	if os.Getenv(initEnv) != "" {
+		runtime.LockOSThread()
+	}
+}
+
 const (
 	// modeInit is the built-in runtime's container init.
 	modeInit = "init"
