@@ -205,9 +205,10 @@ fail() {
 }
 
 # no_cache_hit KEY: the build logged under KEY must not have used the cache
-# (a cold build, or a rebuild whose only step was invalidated).
+# (a cold build, or a rebuild whose only step was invalidated). A stage's
+# FROM shows CACHED when its base is stored: that is no cache hit.
 no_cache_hit() {
-	if grep -qE ' CACHED$|Using cache' "${LOG[$1]}"; then
+	if grep -vE '\] FROM ' "${LOG[$1]}" | grep -qE ' CACHED$|Using cache'; then
 		fail "$1" "INVALID (a step was a cache hit; see the log)"
 		sed 's/^/      | /' "${LOG[$1]}" | tail -n 20
 		return 1
