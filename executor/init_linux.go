@@ -133,7 +133,7 @@ func Init() bool {
 		return false
 	}
 	_ = os.Unsetenv(initEnv)
-	runtime.LockOSThread()
+	// The package's init locked this goroutine to the main thread.
 	// Descriptors the parent inherited from its own parent without
 	// O_CLOEXEC must not reach the container's process.
 	if err := unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC); err != nil {
