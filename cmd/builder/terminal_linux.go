@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 )
 
 // attachTerminal prepares the caller's terminal for a process on a
@@ -18,7 +19,7 @@ import (
 func attachTerminal(raw bool) (resize <-chan [2]uint16, restore func()) {
 	fd := -1
 	for _, f := range []int{0, 1} {
-		if isTerminal(f) {
+		if term.IsTerminal(f) {
 			fd = f
 			break
 		}
@@ -26,9 +27,9 @@ func attachTerminal(raw bool) (resize <-chan [2]uint16, restore func()) {
 	if fd < 0 {
 		return nil, func() {}
 	}
-	var saved *unix.Termios
+	var saved *term.State
 	if raw && fd == 0 {
-		saved, _ = makeRaw(fd) // a terminal that cannot be raw stays cooked
+		saved, _ = term.MakeRaw(fd) // a terminal that cannot be raw stays cooked
 	}
 	sizes := make(chan [2]uint16, 16)
 	send := func() {
@@ -59,33 +60,8 @@ func attachTerminal(raw bool) (resize <-chan [2]uint16, restore func()) {
 			signal.Stop(winch)
 			close(done)
 			if saved != nil {
-				_ = unix.IoctlSetTermios(fd, unix.TCSETS, saved)
+				_ = term.Restore(fd, saved)
 			}
 		})
 	}
-}
-
-func isTerminal(fd int) bool {
-	_, err := unix.IoctlGetTermios(fd, unix.TCGETS)
-	return err == nil
-}
-
-// makeRaw puts the terminal fd in raw mode, as cfmakeraw(3) does, and
-// returns its previous state.
-func makeRaw(fd int) (*unix.Termios, error) {
-	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
-	if err != nil {
-		return nil, err
-	}
-	saved := *t
-	t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-	t.Oflag &^= unix.OPOST
-	t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-	t.Cflag &^= unix.CSIZE | unix.PARENB
-	t.Cflag |= unix.CS8
-	t.Cc[unix.VMIN], t.Cc[unix.VTIME] = 1, 0
-	if err := unix.IoctlSetTermios(fd, unix.TCSETS, t); err != nil {
-		return nil, err
-	}
-	return &saved, nil
 }
