@@ -50,9 +50,7 @@ func cmdCache(ctx context.Context, g *globals, args []string) error {
 			id, by := e.Key, strings.ReplaceAll(e.CreatedBy, "\n", " ")
 			if !*noTrunc {
 				id = trunc(id)
-				if len([]rune(by)) > 60 {
-					by = string([]rune(by)[:59]) + "…"
-				}
+				by = ellipsize(by, 60)
 			}
 			rows[i] = cacheRow{CreatedAt: e.Created.Format(dockerTime), Description: by, ID: id, LastUsedAt: e.LastUsed.Format(dockerTime),
 				LastUsedSince: ago(e.LastUsed), Size: humanSize(e.Size)}

@@ -41,9 +41,7 @@ func newPsRow(s builder.ContainerSummary, noTrunc bool) psRow {
 	cmd := strings.Join(s.Command, " ")
 	if !noTrunc {
 		r.ID = trunc(s.ID)
-		if len([]rune(cmd)) > 20 {
-			cmd = string([]rune(cmd)[:19]) + "…"
-		}
+		cmd = ellipsize(cmd, 20)
 	}
 	r.Command = strconv.Quote(cmd)
 	var labels []string

@@ -140,6 +140,15 @@ func trunc(id string) string {
 	return id
 }
 
+// ellipsize cuts s to n characters, its last one "…", when it is longer,
+// as docker's listings cut long columns.
+func ellipsize(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
 func ago(t time.Time) string {
 	if t.IsZero() {
 		return "N/A"
@@ -282,8 +291,8 @@ func newHistoryRow(h builder.HistoryEntry, id string, human, truncate bool) hist
 	} else {
 		r.CreatedSince, r.Size = r.CreatedAt, strconv.FormatInt(h.Size, 10)
 	}
-	if truncate && len([]rune(r.CreatedBy)) > 45 {
-		r.CreatedBy = string([]rune(r.CreatedBy)[:44]) + "…"
+	if truncate {
+		r.CreatedBy = ellipsize(r.CreatedBy, 45)
 	}
 	return r
 }

@@ -204,8 +204,8 @@ func cmdSearch(ctx context.Context, g *globals, args []string) error {
 	rows := make([]searchRow, len(res))
 	for i, r := range res {
 		desc := r.Description
-		if !*noTrunc && len([]rune(desc)) > 45 {
-			desc = string([]rune(desc)[:44]) + "…"
+		if !*noTrunc {
+			desc = ellipsize(desc, 45)
 		}
 		rows[i] = searchRow{Description: desc, Name: r.Name, StarCount: strconv.Itoa(r.Stars)}
 		if r.Official {
