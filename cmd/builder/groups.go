@@ -90,23 +90,11 @@ func (g group) usage(w io.Writer, name string) {
 func usage() {
 	w := os.Stdout
 	fmt.Fprint(w, "Usage:  builder [--root DIR] COMMAND [OPTIONS]\n\nBuild container images from Dockerfiles and manage a local image store.\n\nCommands:\n")
-	names := make([]string, 0, len(verbs))
-	for n := range verbs {
-		if !strings.Contains(n, "-") { // image-prune is reached through "image prune"
-			names = append(names, n)
-		}
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range topVerbs() {
 		fmt.Fprintf(w, "  %-9s %s\n", n, verbs[n].summary)
 	}
 	fmt.Fprint(w, "\nManagement commands (docker's names for the commands above):\n")
-	gnames := make([]string, 0, len(groups))
-	for n := range groups {
-		gnames = append(gnames, n)
-	}
-	sort.Strings(gnames)
-	for _, n := range gnames {
+	for _, n := range groupNames() {
 		fmt.Fprintf(w, "  %-9s %s: %s\n", n, groups[n].summary, strings.Join(groups[n].names(), ", "))
 	}
 	fmt.Fprint(w, "\nGlobal options (before or after the command):\n  --root DIR   store root directory (default $BUILDER_ROOT, else /var/lib/builder for root, else $XDG_DATA_HOME/builder)\n")

@@ -151,18 +151,30 @@ func unknownCommand(name string) error {
 // commandNames lists what may follow "builder": verbs, then groups (a
 // verb wins a tie: imags is images, not image).
 func commandNames() []string {
-	var names, gnames []string
+	return append(append(topVerbs(), "help"), groupNames()...)
+}
+
+// topVerbs returns the verbs usage lists, sorted: all but those reached
+// through a group only (image-prune is "image prune").
+func topVerbs() []string {
+	var names []string
 	for n := range verbs {
 		if !strings.Contains(n, "-") {
 			names = append(names, n)
 		}
 	}
+	sort.Strings(names)
+	return names
+}
+
+// groupNames returns the management commands, sorted.
+func groupNames() []string {
+	names := make([]string, 0, len(groups))
 	for n := range groups {
-		gnames = append(gnames, n)
+		names = append(names, n)
 	}
 	sort.Strings(names)
-	sort.Strings(gnames)
-	return append(append(names, "help"), gnames...)
+	return names
 }
 
 func printError(err error) {
