@@ -101,25 +101,20 @@ func (b *Builder) convert(ctx context.Context, manifest ocispec.Descriptor, c Co
 	if err != nil {
 		return ocispec.Descriptor{}, err
 	}
-	var mf ocispec.Manifest
-	if err := b.st.ReadJSON(ctx, manifest.Digest, &mf); err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("reading manifest %s: %w", manifest.Digest, err)
+	idx, err := b.st.View()
+	if err != nil {
+		return ocispec.Descriptor{}, err
 	}
-	var cfg ocispec.Image
-	if err := b.st.ReadJSON(ctx, mf.Config.Digest, &cfg); err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("reading config of manifest %s: %w", manifest.Digest, err)
+	// Errors name the image by its manifest: its ID is not known yet.
+	img, err := b.readImage(ctx, idx, store.Image{ID: manifest.Digest, Manifest: manifest})
+	if err != nil {
+		return ocispec.Descriptor{}, err
 	}
-	if len(mf.Layers) != len(cfg.RootFS.DiffIDs) {
-		return ocispec.Descriptor{}, fmt.Errorf("manifest %s has %d layers but its config has %d diff IDs", manifest.Digest, len(mf.Layers), len(cfg.RootFS.DiffIDs))
-	}
+	mf, layers := img.manifest, img.layers
 	out := mf
 	out.MediaType = ocispec.MediaTypeImageManifest
 	if strings.HasPrefix(out.Config.MediaType, "application/vnd.docker.container.image.") {
 		out.Config.MediaType = ocispec.MediaTypeImageConfig
-	}
-	layers := make([]store.Layer, len(mf.Layers))
-	for i, cur := range mf.Layers {
-		layers[i] = store.Layer{DiffID: cfg.RootFS.DiffIDs[i], Blob: cur}
 	}
 	blobs, err := b.inCompression(ctx, layers, target, c)
 	if err != nil {
