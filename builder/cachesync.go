@@ -67,13 +67,6 @@ func (b *Builder) ExportCache(ctx context.Context, dir string, keys []digest.Dig
 
 // cacheRecordsToExport returns the records ExportCache writes.
 func (b *Builder) cacheRecordsToExport(ctx context.Context, keys []digest.Digest) ([]cache.Record, error) {
-	usable := func(rec cache.Record) bool {
-		if rec.Layer == nil {
-			return true
-		}
-		_, ok := b.st.Has(rec.Layer.Desc.Digest)
-		return ok
-	}
 	if keys == nil {
 		all, err := b.cache.List(ctx)
 		if err != nil {
@@ -81,7 +74,7 @@ func (b *Builder) cacheRecordsToExport(ctx context.Context, keys []digest.Digest
 		}
 		var recs []cache.Record
 		for _, rec := range all {
-			if usable(rec) {
+			if b.hasLayer(rec.Layer) {
 				recs = append(recs, rec)
 			}
 		}
@@ -96,7 +89,7 @@ func (b *Builder) cacheRecordsToExport(ctx context.Context, keys []digest.Digest
 		if !ok {
 			return nil, fmt.Errorf("looking up %s: %w", key, ErrNotFound)
 		}
-		if !usable(rec) {
+		if !b.hasLayer(rec.Layer) {
 			return nil, fmt.Errorf("looking up %s: layer blob %s: %w", key, rec.Layer.Desc.Digest, ErrNotFound)
 		}
 		recs = append(recs, rec)
@@ -255,10 +248,7 @@ func (b *Builder) cacheRecordsToImport(ctx context.Context, lc *layoutCache) []c
 	var todo []cache.Record
 	for k, rec := range lc.records {
 		if local, ok, err := b.cache.Lookup(ctx, k); err == nil && ok {
-			if local.Layer == nil {
-				continue
-			}
-			if _, has := b.st.Has(local.Layer.Desc.Digest); has {
+			if b.hasLayer(local.Layer) {
 				continue
 			}
 		}

@@ -239,10 +239,8 @@ func (bd *build) keepRemoteRecords(ctx context.Context) error {
 	}
 	c.mu.Unlock()
 	for _, rec := range recs {
-		if rec.Layer != nil {
-			if _, ok := bd.b.st.Has(rec.Layer.Desc.Digest); !ok {
-				continue
-			}
+		if !bd.b.hasLayer(rec.Layer) {
+			continue
 		}
 		rec.LastUsed = time.Time{} // used now: Put sets it
 		if err := bd.b.cache.Put(ctx, rec); err != nil {
@@ -322,7 +320,7 @@ func (bd *build) compressLayers(ctx context.Context, recs []cache.Record, c Comp
 	var todo []store.Layer
 	for _, rec := range recs {
 		l := rec.Layer
-		if l == nil || !bd.stored(l) {
+		if l == nil || !bd.b.hasLayer(l) {
 			continue // a layer only a registry cache holds goes as it is there
 		}
 		if _, seen := forms[l.DiffID]; seen {

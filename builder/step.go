@@ -141,10 +141,10 @@ func (bd *build) lookup(ctx context.Context, res *stageResult, key digest.Digest
 func (bd *build) findRecord(ctx context.Context, key digest.Digest) (rec cache.Record, remote, ok bool) {
 	local, found, err := bd.b.cache.Lookup(ctx, key)
 	found = found && err == nil
-	if found && bd.stored(local.Layer) {
+	if found && bd.b.hasLayer(local.Layer) {
 		return local, false, true
 	}
-	if r, ok := bd.caches.remoteRecord(key); ok && (bd.stored(r.Layer) || bd.caches.hasRemote(r.Layer)) {
+	if r, ok := bd.caches.remoteRecord(key); ok && (bd.b.hasLayer(r.Layer) || bd.caches.hasRemote(r.Layer)) {
 		return r, true, true
 	}
 	if found && bd.caches.hasRemote(local.Layer) {
@@ -153,12 +153,13 @@ func (bd *build) findRecord(ctx context.Context, key digest.Digest) (rec cache.R
 	return cache.Record{}, false, false
 }
 
-// stored reports whether the store holds the blob of l (or l is nil).
-func (bd *build) stored(l *cache.LayerRef) bool {
+// hasLayer reports whether the store holds the blob of a cache record's
+// layer l (or l is nil: the record has no layer).
+func (b *Builder) hasLayer(l *cache.LayerRef) bool {
 	if l == nil {
 		return true
 	}
-	_, ok := bd.b.st.Has(l.Desc.Digest)
+	_, ok := b.st.Has(l.Desc.Digest)
 	return ok
 }
 
