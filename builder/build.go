@@ -179,10 +179,8 @@ func (b *Builder) Build(ctx context.Context, opts BuildOptions) (*BuildResult, e
 			return nil, fmt.Errorf("--cache-to: %w", err)
 		}
 	}
-	switch opts.Network {
-	case "", executor.NetworkDefault, executor.NetworkNone, executor.NetworkHost:
-	default:
-		return nil, fmt.Errorf("--network %q: want default, none or host", opts.Network)
+	if err := checkNetwork(opts.Network); err != nil {
+		return nil, err
 	}
 	if opts.ContextDir == "" {
 		return nil, errors.New("no build context directory")
@@ -384,4 +382,13 @@ func storeInContext(contextDir, root string) (string, bool) {
 		b.WriteRune(r)
 	}
 	return b.String(), true
+}
+
+// checkNetwork refuses a --network other than default, none or host.
+func checkNetwork(mode string) error {
+	switch mode {
+	case "", executor.NetworkDefault, executor.NetworkNone, executor.NetworkHost:
+		return nil
+	}
+	return fmt.Errorf("--network %q: want default, none or host", mode)
 }

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/builder-project/builder/executor"
 	"github.com/builder-project/builder/internal/store"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	digest "github.com/opencontainers/go-digest"
@@ -165,10 +164,8 @@ func defaultContainerName(ref string) string {
 
 // newContainerSpec applies the options' overrides to the image's config.
 func newContainerSpec(opts CreateOptions, image dockerspec.DockerOCIImageConfig) (containerSpec, error) {
-	switch opts.Network {
-	case "", executor.NetworkDefault, executor.NetworkNone, executor.NetworkHost:
-	default:
-		return containerSpec{}, fmt.Errorf("--network %q: want default, none or host", opts.Network)
+	if err := checkNetwork(opts.Network); err != nil {
+		return containerSpec{}, err
 	}
 	var cfg dockerspec.DockerOCIImageConfig
 	data, err := json.Marshal(image)
