@@ -51,7 +51,7 @@ func excludeEntries(r io.Reader, w io.Writer, exclude map[string]bool) error {
 		if err != nil {
 			return fmt.Errorf("filtering layer: %w", err)
 		}
-		name := strings.Trim(path.Clean("/"+hdr.Name), "/")
+		name := tarName(hdr)
 		for len(pending) > 0 && !strings.HasPrefix(name, tarName(pending[len(pending)-1])+"/") {
 			pending = pending[:len(pending)-1]
 		}
