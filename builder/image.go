@@ -3,6 +3,7 @@ package builder
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/builder-project/builder/internal/store"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
@@ -42,6 +43,15 @@ func (b *Builder) readImage(ctx context.Context, idx *store.Index, rec store.Ima
 		s.layers = append(s.layers, store.Layer{DiffID: d, Blob: l, Size: idx.LayerSize(d, l)})
 	}
 	return s, nil
+}
+
+// created is when the image was made: its config's date, else when the
+// store recorded it.
+func (s *stored) created() time.Time {
+	if s.config.Created != nil {
+		return *s.config.Created
+	}
+	return s.rec.Created
 }
 
 // size is the sum of the image's uncompressed layer sizes.

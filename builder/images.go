@@ -71,11 +71,7 @@ func (b *Builder) Images(ctx context.Context, opts ImagesOptions) ([]ImageSummar
 		if s.Dangling && !opts.All && idx.HasChildren(rec.ID) {
 			continue
 		}
-		if img.config.Created != nil {
-			s.Created = *img.config.Created
-		} else {
-			s.Created = rec.Created
-		}
+		s.Created = img.created()
 		if !opts.keep(&s) || !before.IsZero() && !s.Created.Before(before) || !since.IsZero() && !s.Created.After(since) {
 			continue
 		}
@@ -105,10 +101,7 @@ func (b *Builder) timeBounds(ctx context.Context, idx *store.Index, opts ImagesO
 		if err != nil {
 			return time.Time{}, err
 		}
-		if img.config.Created != nil {
-			return *img.config.Created, nil
-		}
-		return rec.Created, nil
+		return img.created(), nil
 	}
 	if before, err = created("before", opts.Before); err != nil {
 		return
