@@ -98,12 +98,10 @@ func diffIDOf(r io.Reader) (digest.Digest, int64, error) {
 	}
 	defer plain.Close()
 	dg := digest.SHA256.Digester()
-	counted := &countWriter{w: dg.Hash()}
-	if err := layer.Validate(io.TeeReader(plain, counted)); err != nil {
+	counted := &errReader{r: plain}
+	// Validate reads the layer to its end, through the hash.
+	if err := layer.Validate(io.TeeReader(counted, dg.Hash())); err != nil {
 		return "", 0, fmt.Errorf("checking layer: %w", err)
-	}
-	if _, err := io.Copy(counted, plain); err != nil {
-		return "", 0, fmt.Errorf("decompressing layer: %w", err)
 	}
 	n := counted.n
 	// Drain what follows the compressed stream: a verifying reader checks
@@ -112,16 +110,4 @@ func diffIDOf(r io.Reader) (digest.Digest, int64, error) {
 		return "", 0, err
 	}
 	return dg.Digest(), n, nil
-}
-
-// countWriter counts the bytes it passes on.
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
