@@ -137,15 +137,9 @@ func applyLayer(ctx context.Context, p Provider, l ocispec.Descriptor, dir strin
 		return err
 	}
 	defer rc.Close()
-	if _, err := layer.Apply(ctx, dir, rc, layer.ApplyOptions{Format: layer.DirFormat}); err != nil {
-		return err
-	}
-	// Read what Apply left, so that the verifying reader reaches EOF and
-	// checks the digest.
-	if _, err := io.Copy(io.Discard, rc); err != nil {
-		return fmt.Errorf("reading layer %s: %w", l.Digest, err)
-	}
-	return nil
+	// Apply reads rc to its end, so the blob's digest is checked.
+	_, err = layer.Apply(ctx, dir, rc, layer.ApplyOptions{Format: layer.DirFormat})
+	return err
 }
 
 // openLayer opens the layer blob l, read from p, decompressed. Reading it
