@@ -440,8 +440,6 @@ func setTimes(pfd int, base string, hdr *tar.Header) error {
 	return nil
 }
 
-type writerOnly struct{ io.Writer }
-
 type countingReader struct {
 	r io.Reader
 	n int64
