@@ -127,10 +127,16 @@ func (w *fileWriters) write(j fileJob) error {
 	if _, err := fdWriter(j.fd).Write(j.buf); err != nil {
 		return fmt.Errorf("writing file: %w", err)
 	}
-	if err := w.a.fileMeta(j.fd, j.hdr, j.meta); err != nil {
+	return w.a.finishFile(j.fd, j.hdr, j.meta)
+}
+
+// finishFile sets what a regular file open at fd gets once its content is
+// written: owner, mode and xattrs (fileMeta), then its times.
+func (a *applier) finishFile(fd int, hdr *tar.Header, meta metaSteps) error {
+	if err := a.fileMeta(fd, hdr, meta); err != nil {
 		return err
 	}
-	return futimens(j.fd, j.hdr)
+	return futimens(fd, hdr)
 }
 
 // fileMeta sets the owner, mode and xattrs of the regular file open at fd,

@@ -249,23 +249,16 @@ func (a *applier) regular(pfd int, name, base string, nf newFiles, hdr *tar.Head
 	if hdr.Size <= smallFileMax {
 		return a.files.submit(fd, name, hdr, meta, tr)
 	}
-	closed := false
-	defer func() {
-		if !closed {
-			unix.Close(fd)
-		}
-	}()
-	if _, err := io.CopyBuffer(fdWriter(fd), tr, a.buf); err != nil {
-		return fmt.Errorf("writing file: %w", err)
+	_, err = io.CopyBuffer(fdWriter(fd), tr, a.buf)
+	if err != nil {
+		err = fmt.Errorf("writing file: %w", err)
+	} else {
+		err = a.finishFile(fd, hdr, meta)
 	}
-	if err := a.fileMeta(fd, hdr, meta); err != nil {
-		return err
+	if cerr := unix.Close(fd); cerr != nil && err == nil {
+		err = fmt.Errorf("closing file: %w", cerr)
 	}
-	closed = true
-	if err := unix.Close(fd); err != nil {
-		return fmt.Errorf("closing file: %w", err)
-	}
-	return setTimes(pfd, base, hdr)
+	return err
 }
 
 // fdWriter writes to a file descriptor with write(2) directly: no
