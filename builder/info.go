@@ -10,9 +10,6 @@ import (
 // SystemInfo is what the builder found about the machine and the user it runs
 // as (builder info).
 type SystemInfo struct {
-	// Rootless is true unless the process is root of the initial user
-	// namespace.
-	Rootless bool `json:"rootless"`
 	// UserNamespace says which user namespace the builder runs in:
 	// "initial" (real root, or a non-root user with BUILDER_USERNS=host),
 	// "subordinate ids" or "single id" (one the
@@ -26,7 +23,7 @@ type SystemInfo struct {
 	UIDMap string `json:"uidMap"`
 	GIDMap string `json:"gidMap"`
 	// Host is what containers get (overlay kind, seccomp, NAT, cgroup,
-	// runtimes).
+	// runtimes), and whether the builder is rootless.
 	executor.Host
 	// Store is the store's root directory.
 	Store string `json:"store"`
@@ -42,7 +39,7 @@ func HostInfo(root string) SystemInfo {
 		root = abs
 	}
 	c := userns.Current()
-	i := SystemInfo{Rootless: c.Rootless, UIDMap: c.UIDs.String(), GIDMap: c.GIDs.String(), Host: executor.HostInfo(), Store: root}
+	i := SystemInfo{UIDMap: c.UIDs.String(), GIDMap: c.GIDs.String(), Host: executor.HostInfo(), Store: root}
 	switch {
 	case c.Entered == "subids":
 		i.UserNamespace = "subordinate ids"
