@@ -320,6 +320,21 @@ func (c cgroup) waitEmpty(ctx context.Context) error {
 	})
 }
 
+// killAndWait kills every process of the cgroup (killAll), then waits up
+// to d for the cgroup to empty; a failure of the wait is returned as
+// "waiting for what: …".
+func (c cgroup) killAndWait(d time.Duration, what string) error {
+	if err := c.killAll(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if err := c.waitEmpty(ctx); err != nil {
+		return fmt.Errorf("waiting for %s: %w", what, err)
+	}
+	return nil
+}
+
 // remove deletes the cgroup's directories, retrying while the kernel still
 // counts exiting processes in it.
 func (c cgroup) remove() error {

@@ -221,10 +221,7 @@ func finishAttached(ctx context.Context, dir string, rec *containerRecord, p *pr
 	}
 	if ctx.Err() != nil {
 		// The init may have been killed before it could record anything.
-		_ = rec.Cgroup.killAll()
-		wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = rec.Cgroup.waitEmpty(wctx)
+		_ = rec.Cgroup.killAndWait(10*time.Second, "the container's processes")
 	}
 	st, serr := ContainerStateOf(dir)
 	if err != nil {
@@ -380,13 +377,8 @@ func (r *containerRecord) state(dir string) (ContainerState, error) {
 // recordKilled finishes for an init that was killed: once the cgroup is
 // empty, it removes the stubs and records exit code 137.
 func (r *containerRecord) recordKilled(dir string, init initRecord) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := r.Cgroup.killAll(); err != nil {
+	if err := r.Cgroup.killAndWait(10*time.Second, "the processes of container "+r.ID); err != nil {
 		return err
-	}
-	if err := r.Cgroup.waitEmpty(ctx); err != nil {
-		return fmt.Errorf("waiting for the processes of container %s: %w", r.ID, err)
 	}
 	if err := removeStubs(r.Upper, init.Stubs); err != nil {
 		return err

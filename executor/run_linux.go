@@ -161,10 +161,7 @@ func (iso *runIsolation) close() {
 		// Normally empty by now: the init is gone, and with it its pid
 		// namespace.
 		if pids, err := cg.procs(); err != nil || len(pids) > 0 {
-			_ = cg.killAll()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			_ = cg.waitEmpty(ctx)
-			cancel()
+			_ = cg.killAndWait(10*time.Second, "the run's processes")
 		}
 		_ = cg.remove()
 	}
