@@ -122,22 +122,19 @@ func StartContainer(ctx context.Context, runtime string, cfg ContainerConfig, st
 // startInit starts the init of a prepared container and returns the state
 // StartContainer returns; a zero state with an error means nothing runs.
 func startInit(ctx context.Context, dir string, rec *containerRecord, p *prepared, cfg ContainerConfig, stdio IO) (ContainerState, error) {
-	if err := rec.Cgroup.create(); err != nil {
-		if !withoutCgroup(err, p.oci.Linux.Resources) {
-			return ContainerState{}, err
-		}
+	// The layout's error was returned when it was made.
+	ok, devices, err := setUpCgroup(rec.Cgroup, nil, p.oci.Linux.Resources)
+	if err != nil {
+		return ContainerState{}, err
+	}
+	if !ok {
 		// Rootless, where the user may not create cgroups: it is
 		// killed through its init (pid 1 of its pid namespace) and
 		// cannot be paused.
-		_ = rec.Cgroup.remove()
 		rec.Cgroup = cgroup{}
 		if err := rec.write(dir); err != nil {
 			return ContainerState{}, err
 		}
-	}
-	devices, err := rec.Cgroup.setResources(p.oci.Linux.Resources)
-	if err != nil {
-		return ContainerState{}, err
 	}
 	nat, err := newContainerNAT(cfg.Spec)
 	if err != nil {

@@ -96,23 +96,12 @@ func isolateRun(s Spec, sp *specs.Spec, withCgroup bool) (_ *runIsolation, err e
 	}()
 	if withCgroup {
 		cg, err := newCgroup("run-" + randomHostname() + randomHostname())
-		if err == nil {
-			err = cg.create()
+		ok, devices, err := setUpCgroup(cg, err, sp.Linux.Resources)
+		if ok {
+			iso.cgroup, iso.devices = &cg, devices
 		}
-		switch {
-		case err == nil:
-			iso.cgroup = &cg
-			if iso.devices, err = cg.setResources(sp.Linux.Resources); err != nil {
-				return nil, err
-			}
-		case !withoutCgroup(err, sp.Linux.Resources):
-			_ = cg.remove()
-			if userns.Rootless() && errors.Is(err, fs.ErrPermission) {
-				err = fmt.Errorf("%w: rootless, resource limits need write access to the builder cgroup (a cgroup delegated by systemd is not used yet)", err)
-			}
+		if err != nil {
 			return nil, err
-		default:
-			_ = cg.remove()
 		}
 	}
 	if iso.net, err = containerNetwork(s); err != nil || iso.net == nil {
