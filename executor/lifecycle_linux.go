@@ -250,24 +250,10 @@ func resetState(dir string) (time.Time, error) {
 			return created, fmt.Errorf("resetting container state: %w", err)
 		}
 	}
-	if err := removeBundle(dir); err != nil {
+	if err := removeRunDir(filepath.Join(dir, bundleDir)); err != nil {
 		return created, err
 	}
 	return created, nil
-}
-
-// removeBundle removes the bundle directory. Its rootfs mountpoint is
-// removed with os.Remove first: should anything be mounted there, that
-// fails and nothing below it is touched.
-func removeBundle(dir string) error {
-	b := filepath.Join(dir, bundleDir)
-	if err := os.Remove(filepath.Join(b, "rootfs")); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("removing container bundle: %w", err)
-	}
-	if err := os.RemoveAll(b); err != nil {
-		return fmt.Errorf("removing container bundle: %w", err)
-	}
-	return nil
 }
 
 func validContainerID(id string) bool {
