@@ -299,9 +299,7 @@ func (p *prepared) close() {
 // containers, or rootless: raising a hard limit needs the capability in
 // the initial user namespace), so that neither runtime fails on setrlimit.
 func clampRlimits(sp *specs.Spec) {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err == nil && data[0].Effective&(1<<unix.CAP_SYS_RESOURCE) != 0 && !userns.Rootless() {
+	if userns.HasCap(unix.CAP_SYS_RESOURCE) && !userns.Rootless() {
 		return
 	}
 	for i, r := range sp.Process.Rlimits {
