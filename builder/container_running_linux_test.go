@@ -69,15 +69,6 @@ func fileSize(p string) int64 {
 	return fi.Size()
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
 // layerFile returns the content of name in the top layer of ref.
 func layerFile(t *testing.T, b *Builder, ref, name string) string {
 	t.Helper()
@@ -128,7 +119,7 @@ func TestCommitWhileAppending(t *testing.T) {
 	ctx := context.Background()
 	f.runDetached(t, "appender", testutil.NewMarker(t), `mkdir -p /data; i=0; while true; do echo $i >> /data/log; echo $i > /data/last; i=$((i+1)); done`)
 	log := f.upperFile(t, "appender", "data/log")
-	waitFor(t, "the log to grow", func() bool { return fileSize(log) > 20000 })
+	testutil.WaitUntil(t, 20*time.Second, "the log to grow", func() bool { return fileSize(log) > 20000 })
 	for round := range 3 {
 		ref := fmt.Sprintf("appended:%d", round)
 		if _, err := f.b.Commit(ctx, CommitOptions{Container: "appender", Ref: ref}); err != nil {
@@ -143,7 +134,7 @@ func TestCommitWhileAppending(t *testing.T) {
 		if st := f.status(t, "appender"); st.Status != "running" {
 			t.Fatalf("status after commit = %q, want running", st.Status)
 		}
-		waitFor(t, "the log to grow after the commit", func() bool { return fileSize(log) > int64(len(committed))+1000 })
+		testutil.WaitUntil(t, 20*time.Second, "the log to grow after the commit", func() bool { return fileSize(log) > int64(len(committed))+1000 })
 		if names, _ := topLayer(t, f.b, ref); !slices.Equal(names, []string{"data", "data/last", "data/log"}) {
 			t.Errorf("layer of the running container = %v, want only /data", names)
 		}
@@ -169,7 +160,7 @@ func TestRunningContainer(t *testing.T) {
 		}
 		return out.String()
 	}
-	waitFor(t, "the process's files", func() bool { return fileSize(f.upperFile(t, "web", "greeting")) > 0 })
+	testutil.WaitUntil(t, 20*time.Second, "the process's files", func() bool { return fileSize(f.upperFile(t, "web", "greeting")) > 0 })
 	if out := exec("cat /greeting; echo $BUILDER_TEST_MARKER"); out != "hi\n"+marker+"\n" {
 		t.Errorf("exec sees %q", out)
 	}
@@ -226,7 +217,7 @@ func TestRunningContainer(t *testing.T) {
 		code, _ := f.b.Exec(ctx, ExecOptions{Container: "web", Cmd: []string{"sleep", "1001"}})
 		execd <- code
 	}()
-	waitFor(t, "the exec'd process", func() bool { return len(testutil.MarkedProcesses(t, "sleep 1001", marker)) == 1 })
+	testutil.WaitUntil(t, 20*time.Second, "the exec'd process", func() bool { return len(testutil.MarkedProcesses(t, "sleep 1001", marker)) == 1 })
 	if _, err := f.b.RemoveContainers(ctx, []string{"web"}, false); !errors.Is(err, ErrConflict) {
 		t.Errorf("rm of a running container = %v, want ErrConflict", err)
 	}

@@ -320,6 +320,21 @@ func (c cgroup) waitEmpty(ctx context.Context) error {
 	})
 }
 
+// killAndWait kills every process of the cgroup (killAll), then waits up
+// to d for the cgroup to empty; a failure of the wait is returned as
+// "waiting for what: …".
+func (c cgroup) killAndWait(d time.Duration, what string) error {
+	if err := c.killAll(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if err := c.waitEmpty(ctx); err != nil {
+		return fmt.Errorf("waiting for %s: %w", what, err)
+	}
+	return nil
+}
+
 // remove deletes the cgroup's directories, retrying while the kernel still
 // counts exiting processes in it.
 func (c cgroup) remove() error {
@@ -374,4 +389,28 @@ func withoutCgroup(err error, r *specs.LinuxResources) bool {
 	return r == nil || !((r.Memory != nil && r.Memory.Limit != nil && *r.Memory.Limit > 0) ||
 		(r.CPU != nil && r.CPU.Quota != nil && *r.CPU.Quota > 0) ||
 		(r.Pids != nil && r.Pids.Limit != nil && *r.Pids.Limit > 0))
+}
+
+// setUpCgroup creates cg, the layout newCgroup returned with err, and
+// applies r's limits and device rules to it (setResources, whose devices
+// it returns). Where the layout or the cgroup cannot be made but
+// withoutCgroup allows running without one, cg is removed again and ok is
+// false, without an error. When ok is true the cgroup exists, even if
+// applying r failed.
+func setUpCgroup(cg cgroup, err error, r *specs.LinuxResources) (ok, devices bool, _ error) {
+	if err == nil {
+		err = cg.create()
+	}
+	if err != nil {
+		_ = cg.remove()
+		if withoutCgroup(err, r) {
+			return false, false, nil
+		}
+		if userns.Rootless() && errors.Is(err, fs.ErrPermission) {
+			err = fmt.Errorf("%w: rootless, resource limits need write access to the builder cgroup (a cgroup delegated by systemd is not used yet)", err)
+		}
+		return false, false, err
+	}
+	devices, err = cg.setResources(r)
+	return true, devices, err
 }

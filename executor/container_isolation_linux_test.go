@@ -53,7 +53,7 @@ ip route | grep -c default; echo done; sleep 1000`)...)
 	cfg.Resources = Resources{PidsLimit: 32}
 	c.start(t, cfg, IO{})
 	var out strings.Builder
-	waitUntil(t, 10*time.Second, "the container's output", func() bool {
+	testutil.WaitUntil(t, 10*time.Second, "the container's output", func() bool {
 		out.Reset()
 		_ = ContainerLogs(c.dir, &out)
 		return strings.Contains(out.String(), "done")
@@ -80,5 +80,5 @@ ip route | grep -c default; echo done; sleep 1000`)...)
 	if err := StopContainer(context.Background(), c.dir, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 10*time.Second, "the NAT to stop", func() bool { return len(holdersOf(t, lines[0])) == 0 })
+	testutil.WaitUntil(t, 10*time.Second, "the NAT to stop", func() bool { return len(holdersOf(t, lines[0])) == 0 })
 }

@@ -64,7 +64,7 @@ func checkCgroupGone(t *testing.T, cg cgroup) {
 // waitMarked waits until n processes of the container run cmd.
 func (c containerFixture) waitMarked(t *testing.T, cmd string, n int) {
 	t.Helper()
-	waitUntil(t, 10*time.Second, fmt.Sprintf("%d processes running %q", n, cmd), func() bool { return len(testutil.MarkedProcesses(t, cmd, c.marker)) == n })
+	testutil.WaitUntil(t, 10*time.Second, fmt.Sprintf("%d processes running %q", n, cmd), func() bool { return len(testutil.MarkedProcesses(t, cmd, c.marker)) == n })
 }
 
 func (c containerFixture) config(detach bool, args ...string) ContainerConfig {
@@ -102,7 +102,7 @@ func (c containerFixture) state(t *testing.T) ContainerState {
 func (c containerFixture) waitExited(t *testing.T) ContainerState {
 	t.Helper()
 	var st ContainerState
-	waitUntil(t, 20*time.Second, "container to exit", func() bool {
+	testutil.WaitUntil(t, 20*time.Second, "container to exit", func() bool {
 		st = c.state(t)
 		return st.Status == StatusExited
 	})
@@ -146,17 +146,6 @@ func (c containerFixture) exec(t *testing.T, p ProcessSpec) (int, string) {
 		t.Fatalf("exec %q: %v", p.Args, err)
 	}
 	return code, out.String()
-}
-
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // cgroupLayouts returns the cgroup layouts to test, as values for
@@ -208,7 +197,7 @@ func TestContainerDetached(t *testing.T) {
 		grows := func() {
 			t.Helper()
 			n := c.logSize(t)
-			waitUntil(t, 10*time.Second, "the log to grow", func() bool { return c.logSize(t) > n })
+			testutil.WaitUntil(t, 10*time.Second, "the log to grow", func() bool { return c.logSize(t) > n })
 		}
 		grows()
 
@@ -342,7 +331,7 @@ func TestContainerStop(t *testing.T) {
 		cfg := c.config(true, sh(`trap 'exit 42' USR1; echo ready; while true; do sleep 0.1; done`)...)
 		cfg.StopSignal = syscall.SIGUSR1
 		c.start(t, cfg, IO{})
-		waitUntil(t, 10*time.Second, "the trap", func() bool { return c.logSize(t) > 0 })
+		testutil.WaitUntil(t, 10*time.Second, "the trap", func() bool { return c.logSize(t) > 0 })
 		// A paused container is thawed to handle the signal.
 		if err := FreezeContainer(c.dir); err != nil {
 			t.Fatal(err)
@@ -440,7 +429,7 @@ func TestContainerTerminal(t *testing.T) {
 	}()
 	waitFor := func(s string) {
 		t.Helper()
-		waitUntil(t, 10*time.Second, s+" in "+out.String(), func() bool { return strings.Contains(out.String(), s) })
+		testutil.WaitUntil(t, 10*time.Second, s+" in "+out.String(), func() bool { return strings.Contains(out.String(), s) })
 	}
 	waitFor("ready1")
 	if o := out.String(); !strings.HasPrefix(o, "30 100\r\n/dev/pts/0\r\n") {
@@ -605,7 +594,7 @@ func TestContainerOutlivesCaller(t *testing.T) {
 				if st := c.state(t); st.Status != StatusRunning {
 					t.Fatalf("state after the caller exited = %+v, want running", st)
 				}
-				waitUntil(t, 10*time.Second, "the trap", func() bool { return c.logSize(t) > 0 })
+				testutil.WaitUntil(t, 10*time.Second, "the trap", func() bool { return c.logSize(t) > 0 })
 				if err := StopContainer(context.Background(), c.dir, 10*time.Second); err != nil {
 					t.Fatal(err)
 				}

@@ -33,10 +33,7 @@ type containerNAT struct {
 // returns nil when s does not have the default network or no NAT is
 // installed (see containerNetwork).
 func newContainerNAT(s Spec) (*containerNAT, error) {
-	if s.Network != "" && s.Network != NetworkDefault {
-		return nil, nil
-	}
-	if _, err := findNAT(); err != nil {
+	if _, ok := defaultNAT(s.Network); !ok {
 		return nil, nil
 	}
 	ns, err := unshareNetNS()

@@ -172,7 +172,7 @@ func RemoveContainer(stateDir string) error {
 }
 
 func removeStateFiles(dir string) error {
-	if err := removeBundle(dir); err != nil {
+	if err := removeRunDir(filepath.Join(dir, bundleDir)); err != nil {
 		return err
 	}
 	for _, f := range []string{initFile, exitFile, logFile, stateFile} {

@@ -38,12 +38,12 @@ type Spec struct {
 	//
 	// "default" gives the container a network namespace of its own with
 	// the loopback interface up and outbound connectivity through a
-	// user-space NAT, pasta (preferred) or slirp4netns, which the runtime
+	// user-space NAT, slirp4netns (preferred) or pasta, which the runtime
 	// starts for that namespace and stops with it: the host's loopback
 	// services and abstract unix sockets are out of reach, outbound TCP
 	// and UDP work, and /etc/resolv.conf (unless ResolvConf is set) names
-	// the NAT's DNS forwarder (pasta: 169.254.1.1, forwarded to the host's
-	// first resolver; slirp4netns: 10.0.2.3). When neither tool is
+	// the NAT's DNS forwarder (slirp4netns: 10.0.2.3; pasta: 169.254.1.1,
+	// forwarded to the host's first resolver). When neither tool is
 	// installed, "default" means "none", never the host's network;
 	// CheckNetwork reports that.
 	//

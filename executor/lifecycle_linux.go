@@ -122,22 +122,19 @@ func StartContainer(ctx context.Context, runtime string, cfg ContainerConfig, st
 // startInit starts the init of a prepared container and returns the state
 // StartContainer returns; a zero state with an error means nothing runs.
 func startInit(ctx context.Context, dir string, rec *containerRecord, p *prepared, cfg ContainerConfig, stdio IO) (ContainerState, error) {
-	if err := rec.Cgroup.create(); err != nil {
-		if !withoutCgroup(err, p.oci.Linux.Resources) {
-			return ContainerState{}, err
-		}
+	// The layout's error was returned when it was made.
+	ok, devices, err := setUpCgroup(rec.Cgroup, nil, p.oci.Linux.Resources)
+	if err != nil {
+		return ContainerState{}, err
+	}
+	if !ok {
 		// Rootless, where the user may not create cgroups: it is
 		// killed through its init (pid 1 of its pid namespace) and
 		// cannot be paused.
-		_ = rec.Cgroup.remove()
 		rec.Cgroup = cgroup{}
 		if err := rec.write(dir); err != nil {
 			return ContainerState{}, err
 		}
-	}
-	devices, err := rec.Cgroup.setResources(p.oci.Linux.Resources)
-	if err != nil {
-		return ContainerState{}, err
 	}
 	nat, err := newContainerNAT(cfg.Spec)
 	if err != nil {
@@ -221,10 +218,7 @@ func finishAttached(ctx context.Context, dir string, rec *containerRecord, p *pr
 	}
 	if ctx.Err() != nil {
 		// The init may have been killed before it could record anything.
-		_ = rec.Cgroup.killAll()
-		wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = rec.Cgroup.waitEmpty(wctx)
+		_ = rec.Cgroup.killAndWait(10*time.Second, "the container's processes")
 	}
 	st, serr := ContainerStateOf(dir)
 	if err != nil {
@@ -256,24 +250,10 @@ func resetState(dir string) (time.Time, error) {
 			return created, fmt.Errorf("resetting container state: %w", err)
 		}
 	}
-	if err := removeBundle(dir); err != nil {
+	if err := removeRunDir(filepath.Join(dir, bundleDir)); err != nil {
 		return created, err
 	}
 	return created, nil
-}
-
-// removeBundle removes the bundle directory. Its rootfs mountpoint is
-// removed with os.Remove first: should anything be mounted there, that
-// fails and nothing below it is touched.
-func removeBundle(dir string) error {
-	b := filepath.Join(dir, bundleDir)
-	if err := os.Remove(filepath.Join(b, "rootfs")); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("removing container bundle: %w", err)
-	}
-	if err := os.RemoveAll(b); err != nil {
-		return fmt.Errorf("removing container bundle: %w", err)
-	}
-	return nil
 }
 
 func validContainerID(id string) bool {
@@ -380,13 +360,8 @@ func (r *containerRecord) state(dir string) (ContainerState, error) {
 // recordKilled finishes for an init that was killed: once the cgroup is
 // empty, it removes the stubs and records exit code 137.
 func (r *containerRecord) recordKilled(dir string, init initRecord) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := r.Cgroup.killAll(); err != nil {
+	if err := r.Cgroup.killAndWait(10*time.Second, "the processes of container "+r.ID); err != nil {
 		return err
-	}
-	if err := r.Cgroup.waitEmpty(ctx); err != nil {
-		return fmt.Errorf("waiting for the processes of container %s: %w", r.ID, err)
 	}
 	if err := removeStubs(r.Upper, init.Stubs); err != nil {
 		return err

@@ -291,14 +291,22 @@ func onLockedThread(f func() error) error {
 // fresh namespace with only loopback for "none" and for "default"
 // without a NAT.
 func containerNetwork(s Spec) (*netns, error) {
-	if s.Network != "" && s.Network != NetworkDefault {
-		return nil, nil
-	}
-	t, err := findNAT()
-	if err != nil {
+	t, ok := defaultNAT(s.Network)
+	if !ok {
 		return nil, nil
 	}
 	return newNetNS(&t)
+}
+
+// defaultNAT returns the NAT a container of network mode mode gets: the
+// one findNAT finds for "default" (also when empty). ok is false for
+// other modes, and when no NAT is installed.
+func defaultNAT(mode string) (_ natTool, ok bool) {
+	if mode != "" && mode != NetworkDefault {
+		return natTool{}, false
+	}
+	t, err := findNAT()
+	return t, err == nil
 }
 
 // resolvConf returns the container's /etc/resolv.conf for network mode
@@ -306,11 +314,8 @@ func containerNetwork(s Spec) (*netns, error) {
 // "default" with a NAT, the host's search and options lines with the
 // NAT's resolver as the only nameserver.
 func resolvConf(mode string, host []byte) []byte {
-	if mode != "" && mode != NetworkDefault {
-		return host
-	}
-	t, err := findNAT()
-	if err != nil {
+	t, ok := defaultNAT(mode)
+	if !ok {
 		return host
 	}
 	var b bytes.Buffer

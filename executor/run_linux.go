@@ -96,23 +96,12 @@ func isolateRun(s Spec, sp *specs.Spec, withCgroup bool) (_ *runIsolation, err e
 	}()
 	if withCgroup {
 		cg, err := newCgroup("run-" + randomHostname() + randomHostname())
-		if err == nil {
-			err = cg.create()
+		ok, devices, err := setUpCgroup(cg, err, sp.Linux.Resources)
+		if ok {
+			iso.cgroup, iso.devices = &cg, devices
 		}
-		switch {
-		case err == nil:
-			iso.cgroup = &cg
-			if iso.devices, err = cg.setResources(sp.Linux.Resources); err != nil {
-				return nil, err
-			}
-		case !withoutCgroup(err, sp.Linux.Resources):
-			_ = cg.remove()
-			if userns.Rootless() && errors.Is(err, fs.ErrPermission) {
-				err = fmt.Errorf("%w: rootless, resource limits need write access to the builder cgroup (a cgroup delegated by systemd is not used yet)", err)
-			}
+		if err != nil {
 			return nil, err
-		default:
-			_ = cg.remove()
 		}
 	}
 	if iso.net, err = containerNetwork(s); err != nil || iso.net == nil {
@@ -161,10 +150,7 @@ func (iso *runIsolation) close() {
 		// Normally empty by now: the init is gone, and with it its pid
 		// namespace.
 		if pids, err := cg.procs(); err != nil || len(pids) > 0 {
-			_ = cg.killAll()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			_ = cg.waitEmpty(ctx)
-			cancel()
+			_ = cg.killAndWait(10*time.Second, "the run's processes")
 		}
 		_ = cg.remove()
 	}
@@ -313,9 +299,7 @@ func (p *prepared) close() {
 // containers, or rootless: raising a hard limit needs the capability in
 // the initial user namespace), so that neither runtime fails on setrlimit.
 func clampRlimits(sp *specs.Spec) {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err == nil && data[0].Effective&(1<<unix.CAP_SYS_RESOURCE) != 0 && !userns.Rootless() {
+	if userns.HasCap(unix.CAP_SYS_RESOURCE) && !userns.Rootless() {
 		return
 	}
 	for i, r := range sp.Process.Rlimits {

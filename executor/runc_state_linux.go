@@ -1,7 +1,6 @@
 package executor
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -73,13 +72,8 @@ func cleanupRuncContainer(dir string) error {
 		}
 	}
 	cg := runcCgroup(st.CgroupPaths)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := cg.killAll(); err != nil {
+	if err := cg.killAndWait(10*time.Second, "the container's processes"); err != nil {
 		return err
-	}
-	if err := cg.waitEmpty(ctx); err != nil {
-		return fmt.Errorf("waiting for the container's processes: %w", err)
 	}
 	if err := cg.remove(); err != nil {
 		return err

@@ -15,16 +15,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// waitUntil polls cond for up to 20 seconds.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
 // TestDetachedContainerCommands drives a detached container through the
 // CLI: run -d, ps, exec, kill, logs, stop with the image's STOPSIGNAL,
 // start, rm and rm -f, and what is refused.
@@ -44,7 +34,7 @@ func TestDetachedContainerCommands(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^` + id[:12] + ` +stopper:1 +"sh -c echo started;…" +.* ago +Up .* +svc$`).MatchString(ps) {
 		t.Errorf("ps:\n%s", ps)
 	}
-	waitUntil(t, "the process's file", func() bool {
+	testutil.WaitUntil(t, 20*time.Second, "the process's file", func() bool {
 		out, _, code := runCLI(t, root, "exec", "svc", "cat", "/file")
 		return code == 0 && out == "data\n"
 	})
@@ -55,7 +45,7 @@ func TestDetachedContainerCommands(t *testing.T) {
 	if out := mustCLI(t, root, nil, "kill", "-s", "HUP", "svc"); out != "svc\n" {
 		t.Errorf("kill printed %q", out)
 	}
-	waitUntil(t, "the log of the signal", func() bool { return mustCLI(t, root, nil, "logs", "svc") == "started\ngot HUP\n" })
+	testutil.WaitUntil(t, 20*time.Second, "the log of the signal", func() bool { return mustCLI(t, root, nil, "logs", "svc") == "started\ngot HUP\n" })
 	if out := mustCLI(t, root, nil, "stop", "-t", "10", "svc"); out != "svc\n" {
 		t.Errorf("stop printed %q", out)
 	}
@@ -79,13 +69,13 @@ func TestDetachedContainerCommands(t *testing.T) {
 		t.Errorf("status after start = %q", st)
 	}
 	mustCLI(t, root, nil, "kill", "svc")
-	waitUntil(t, "the container to exit", func() bool { return strings.HasPrefix(status(), "Exited (137) ") })
+	testutil.WaitUntil(t, 20*time.Second, "the container to exit", func() bool { return strings.HasPrefix(status(), "Exited (137) ") })
 	if _, stderr, code := runCLI(t, root, "kill", "svc"); code != 1 || !strings.Contains(stderr, "not running") {
 		t.Errorf("kill of a stopped container: exit %d, %q", code, stderr)
 	}
 
 	mustCLI(t, root, nil, "start", "svc")
-	waitUntil(t, "the restarted process", func() bool { return len(testutil.MarkedProcesses(t, "echo started", marker)) > 0 })
+	testutil.WaitUntil(t, 20*time.Second, "the restarted process", func() bool { return len(testutil.MarkedProcesses(t, "echo started", marker)) > 0 })
 	if _, stderr, code := runCLI(t, root, "rm", "svc"); code != 1 || !strings.Contains(stderr, "stop the container before removing or force remove") {
 		t.Errorf("rm of a running container: exit %d, %q", code, stderr)
 	}
@@ -173,14 +163,14 @@ func TestRunTerminal(t *testing.T) {
 		}
 	}
 	type_("stty size\r")
-	waitUntil(t, "the terminal's size", func() bool { return strings.Contains(out.String(), "\r\n40 100\r\n") })
+	testutil.WaitUntil(t, 20*time.Second, "the terminal's size", func() bool { return strings.Contains(out.String(), "\r\n40 100\r\n") })
 	if canonical(t, tty) {
 		t.Error("the caller's terminal is not in raw mode while the container runs")
 	}
 	if err := pty.Setsize(ptmx, &pty.Winsize{Rows: 50, Cols: 120}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the resize", func() bool {
+	testutil.WaitUntil(t, 20*time.Second, "the resize", func() bool {
 		type_("stty size\r")
 		time.Sleep(100 * time.Millisecond)
 		return strings.Contains(out.String(), "\r\n50 120\r\n")
@@ -216,7 +206,7 @@ func TestRunTerminal(t *testing.T) {
 	}
 
 	cmd, ptmx, _, out = startOnTerminal(t, root, 24, 80, "run", "-it", "--rm", "busybox", "sleep", "4322")
-	waitUntil(t, "sleep to run", func() bool { return sleepRunning(t, "4322") })
+	testutil.WaitUntil(t, 20*time.Second, "sleep to run", func() bool { return sleepRunning(t, "4322") })
 	if _, err := ptmx.Write([]byte{3}); err != nil { // ^C
 		t.Fatal(err)
 	}

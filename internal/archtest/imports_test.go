@@ -14,7 +14,7 @@ import (
 const module = "github.com/builder-project/builder/"
 
 // leaves are the small internal packages of shared plumbing: any package
-// may import them, and they import nothing from the project.
+// may import them, and they import no other project package but a leaf.
 var leaves = []string{"internal/atomicfile", "internal/compression", "internal/filecopy", "internal/ioctx", "internal/mediatype", "internal/passwd", "internal/platform", "internal/userns"}
 
 // allowed is the package map: the project packages each package's

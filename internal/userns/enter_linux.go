@@ -9,9 +9,9 @@ import (
 	"os/signal"
 	"runtime"
 	"strconv"
-	"strings"
 	"syscall"
 
+	"github.com/builder-project/builder/internal/passwd"
 	"golang.org/x/sys/unix"
 )
 
@@ -59,7 +59,7 @@ func Enter() {
 			os.Exit(1) // the parent died before the signal was armed
 		}
 	}
-	if os.Getenv("BUILDER_USERNS") == "host" || (os.Geteuid() == 0 && hasCap(unix.CAP_SYS_ADMIN)) {
+	if os.Getenv("BUILDER_USERNS") == "host" || (os.Geteuid() == 0 && HasCap(unix.CAP_SYS_ADMIN)) {
 		return
 	}
 	code, err := runInNamespace()
@@ -142,17 +142,11 @@ func makePlan() (plan, error) {
 // (os/user would link the C library into every package that uses this
 // one, and the executor's binary must stay static.)
 func userName(uid int) string {
-	id := strconv.Itoa(uid)
-	b, err := os.ReadFile("/etc/passwd")
-	if err != nil {
-		return id
+	users, err := passwd.ReadIn("/", "/etc/passwd", passwd.ParsePasswd)
+	if u, ok := passwd.UserByUID(users, uint32(uid)); err == nil && ok {
+		return u.Name
 	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Split(l, ":"); len(f) > 2 && f[2] == id {
-			return f[0]
-		}
-	}
-	return id
+	return strconv.Itoa(uid)
 }
 
 // nestedPlan maps a namespace inside the current one for its root: every
@@ -161,7 +155,7 @@ func userName(uid int) string {
 func nestedPlan(p plan) plan {
 	p.nested = true
 	p.uids, p.gids = Layout(0, nil), Layout(0, nil)
-	if !hasCap(unix.CAP_SETUID) || !hasCap(unix.CAP_SETGID) {
+	if !HasCap(unix.CAP_SETUID) || !HasCap(unix.CAP_SETGID) {
 		return p
 	}
 	c := Current()
@@ -180,8 +174,9 @@ func nestedPlan(p plan) plan {
 	return p
 }
 
-// hasCap reports whether c is in the process's effective capabilities.
-func hasCap(c int) bool {
+// HasCap reports whether capability c (unix.CAP_*) is in the process's
+// effective set; false when it cannot be read.
+func HasCap(c int) bool {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
 	if err := unix.Capget(&hdr, &data[0]); err != nil {
