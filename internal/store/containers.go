@@ -457,10 +457,10 @@ func (s *Store) checkInUse(rec *Image, tagRef string, force bool) error {
 	}
 	if tagRef != "" {
 		return fmt.Errorf("%w: unable to remove repository reference %q (must force) - container %s is using its referenced image %s",
-			ErrConflict, tagRef, shortContainerID(c.ID), shortID(rec.ID))
+			ErrConflict, tagRef, shortContainerID(c.ID), ShortID(rec.ID))
 	}
 	return fmt.Errorf("%w: unable to delete %s (must be forced) - image is being used by stopped container %s",
-		ErrConflict, shortID(rec.ID), shortContainerID(c.ID))
+		ErrConflict, ShortID(rec.ID), shortContainerID(c.ID))
 }
 
 // imagesInUse returns the IDs of the images containers were created from.
@@ -491,9 +491,5 @@ func (s *Store) keepContainers(ctx context.Context, r Roots, seen map[digest.Dig
 	return nil
 }
 
-func shortContainerID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}
+// shortContainerID is ShortID of a container ID (bare hex, no algorithm).
+func shortContainerID(id string) string { return ShortID(digest.Digest("sha256:" + id)) }
