@@ -321,15 +321,6 @@ func assertNoLeftovers(t *testing.T, b *Builder) {
 			t.Errorf("%s/ not empty after build: %v", sub, names)
 		}
 	}
-	mounts, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatalf("checking for leftover mounts: %v", err)
-	}
-	// Only mounts at or below the test's own store matter (mountinfo
-	// escapes spaces and the like, which temp dirs do not contain).
-	for _, line := range strings.Split(string(mounts), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && (f[4] == b.Root() || strings.HasPrefix(f[4], b.Root()+"/")) {
-			t.Errorf("a mount under the store is left on the host: %s", line)
-		}
-	}
+	// Only mounts at or below the test's own store matter.
+	testutil.NoMountsBelow(t, b.Root())
 }

@@ -193,13 +193,7 @@ func (b *Builder) Remove(ctx context.Context, refs []string, force bool) (Remove
 }
 
 // shortID returns the 12-character form of an image ID.
-func shortID(id digest.Digest) string {
-	e := id.Encoded()
-	if len(e) > 12 {
-		return e[:12]
-	}
-	return e
-}
+func shortID(id digest.Digest) string { return store.ShortID(id) }
 
 // checkNotRunningImage is docker's hard conflict of rmi -f: the image ref
 // names is used by a running container. Without force, the store refuses

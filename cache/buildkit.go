@@ -11,6 +11,8 @@ import (
 	"github.com/opencontainers/image-spec/identity"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/builder-project/builder/internal/mediatype"
 )
 
 // In a registry (--cache-to type=registry) the build cache is one image
@@ -53,10 +55,6 @@ const (
 	// image config.
 	MaxConfigSize = 64 << 20
 )
-
-// mediaTypeDockerManifest is Docker's image manifest type, which a registry
-// may serve for a manifest it converted.
-const mediaTypeDockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
 
 // cacheConfig mirrors BuildKit's cacheconfig.v0 (CacheConfig in
 // solver/remotecache/v1).
@@ -215,7 +213,7 @@ func ReadImageManifest(ctx context.Context, desc ocispec.Descriptor, fetch Fetch
 	if mf.ArtifactType == ArtifactType {
 		return ReadArtifact(ctx, desc, fetch)
 	}
-	if mf.MediaType != ocispec.MediaTypeImageManifest && mf.MediaType != mediaTypeDockerManifest || mf.Config.MediaType != MediaTypeCacheConfig {
+	if !mediatype.IsManifest(mf.MediaType) || mf.Config.MediaType != MediaTypeCacheConfig {
 		return nil, nil, fmt.Errorf("manifest %s is not a build cache manifest (mediaType %q, config mediaType %q; want an image manifest with config %s)",
 			desc.Digest, mf.MediaType, mf.Config.MediaType, MediaTypeCacheConfig)
 	}

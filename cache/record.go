@@ -77,7 +77,9 @@ const staleTmpAge = time.Hour
 const recordsDir = "records"
 
 // Open opens (creating if needed) the cache table stored under dir and
-// removes temporary files left behind by killed writers.
+// removes temporary files left behind by killed writers in dir, its records
+// directory and each algorithm's directory below that. (OpenHasher does the
+// same for its index directory.)
 func Open(dir string) (*Cache, error) {
 	c := &Cache{dir: filepath.Join(dir, recordsDir), now: time.Now}
 	if err := atomicfile.MkdirAllSync(filepath.Join(c.dir, string(digest.SHA256)), 0o700); err != nil {
@@ -87,6 +89,8 @@ func Open(dir string) (*Cache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening cache %s: %w", dir, err)
 	}
+	atomicfile.RemoveStale(dir, staleTmpAge, c.now())
+	atomicfile.RemoveStale(c.dir, staleTmpAge, c.now())
 	for _, a := range algs {
 		if a.IsDir() {
 			atomicfile.RemoveStale(filepath.Join(c.dir, a.Name()), staleTmpAge, c.now())

@@ -176,6 +176,47 @@ func TestOpenRemovesStaleTemps(t *testing.T) {
 	}
 }
 
+// TestOpenAndHasherRemoveStaleTemps lays out a cache directory as the
+// builder does (records by Open, context/ by OpenHasher): every old
+// temporary file in it goes, a young one and the real files stay.
+func TestOpenAndHasherRemoveStaleTemps(t *testing.T) {
+	dir := t.TempDir()
+	old := time.Now().Add(-2 * time.Hour)
+	files := map[string]bool{ // path under dir → kept
+		"records/sha256/.tmp-ab.json-123": false,
+		"context/.tmp-idx-9":              false,
+		".tmp-top":                        false,
+		"records/.tmp-mid":                false,
+		"records/sha256/ab.json":          true,
+		"context/idx":                     true,
+	}
+	for p := range files {
+		full := filepath.Join(dir, p)
+		os.MkdirAll(filepath.Dir(full), 0o755)
+		if err := os.WriteFile(full, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(full, old, old)
+	}
+	young := filepath.Join(dir, "records/sha256/.tmp-cd.json-456")
+	os.WriteFile(young, []byte("x"), 0o600)
+	files["records/sha256/.tmp-cd.json-456"] = true
+
+	mustOpen(t, dir)
+	if _, err := OpenHasher(filepath.Join(dir, "context")); err != nil {
+		t.Fatal(err)
+	}
+	for p, kept := range files {
+		_, err := os.Stat(filepath.Join(dir, p))
+		if kept && err != nil {
+			t.Errorf("%s was removed: %v", p, err)
+		}
+		if !kept && !os.IsNotExist(err) {
+			t.Errorf("%s survived Open", p)
+		}
+	}
+}
+
 // bigRecord is a record whose config repeats its writer's tag many times,
 // so that a torn or mixed write would be detected by checkRecord.
 func bigRecord(key digest.Digest, tag string) Record {

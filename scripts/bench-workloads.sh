@@ -219,23 +219,11 @@ du_bytes() { du -s --block-size=1 "$1" | cut -f1; }
 
 # ---- images --------------------------------------------------------------
 
-# busybox_rootfs DIR makes the root filesystem scripts/mkbase.sh imports.
-busybox_rootfs() {
-	local dir=$1 a
-	mkdir -p "$dir"/{bin,etc,tmp,root,proc,sys,dev,var,usr/bin,home/app}
-	chmod 1777 "$dir/tmp"
-	cp "$BUSYBOX" "$dir/bin/busybox"
-	for a in $("$BUSYBOX" --list); do
-		[ "$a" = busybox ] || ln -sf busybox "$dir/bin/$a"
-	done
-	printf 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$dir/etc/passwd"
-	printf 'root:x:0:\nwheel:x:10:app\napp:x:1000:\nnogroup:x:65534:\n' >"$dir/etc/group"
-	chown 1000:1000 "$dir/home/app"
-}
+# The busybox base image's root filesystem, its tar and its import are
+# scripts/mkbase.sh's (--rootfs DIR, --tar TAR [DIR], BUILDER REF TAR).
+mkbase=$here/mkbase.sh
 
-# tar_dir DIR TAR writes DIR as a reproducible tar.
-tar_dir() { tar --numeric-owner --sort=name --mtime=@0 -C "$1" -cf "$2" .; }
-
+# The base image's PATH, for Buildah's copy of it (mkbase.sh sets builder's).
 PATH_ENV='ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 
 # new_store KEY makes a fresh store $D/store.N with busybox:latest imported
@@ -243,7 +231,7 @@ PATH_ENV='ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 NSTORE=0
 new_store() {
 	S=$D/store.$((++NSTORE))
-	step "$BUILDER" import --root "$S" -c 'CMD ["/bin/sh"]' -c "$PATH_ENV" -m busybox-static "$work/busybox.tar" busybox:latest ||
+	step env BUILDER_ROOT="$S" "$mkbase" "$BUILDER" busybox:latest "$work/busybox.tar" ||
 		{ fail "$1" "FAILED (setup: builder import)"; return 1; }
 }
 
@@ -269,7 +257,7 @@ BUILDAH_BUD=(bud --isolation chroot --layers --pull=never)
 
 setup_images() {
 	echo "== making the busybox base image"
-	if ! { busybox_rootfs "$work/busybox" && tar_dir "$work/busybox" "$work/busybox.tar"; }; then
+	if ! "$mkbase" --tar "$work/busybox.tar"; then
 		die "making the busybox root filesystem"
 	fi
 	if [ -n "$BUILDAH" ]; then
@@ -355,8 +343,8 @@ wl_unpack() {
 	begin unpack
 	local k=$FS/unpack
 	verbose "[setup] bench-helper.pl base: $N_SMALL small files and $LARGE_BYTES bytes of larger ones, and busybox, into base.tar"
-	if ! { busybox_rootfs "$D/rootfs" && "$helper" base "$D/rootfs" "$N_SMALL" "$LARGE_BYTES" &&
-		tar_dir "$D/rootfs" "$D/base.tar"; }; then
+	if ! { "$mkbase" --rootfs "$D/rootfs" && "$helper" base "$D/rootfs" "$N_SMALL" "$LARGE_BYTES" &&
+		"$mkbase" --tar "$D/base.tar" "$D/rootfs"; }; then
 		fail "$k/builder" "FAILED (making base.tar)"
 		fail "$k/ref" "FAILED (making base.tar)"
 		end

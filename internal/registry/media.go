@@ -2,10 +2,10 @@ package registry
 
 import (
 	"fmt"
-	"runtime"
 	"strings"
 
 	"github.com/builder-project/builder/internal/mediatype"
+	"github.com/builder-project/builder/internal/platform"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -36,15 +36,12 @@ func checkManifestType(mt string) error {
 	return fmt.Errorf("unsupported manifest media type %q", mt)
 }
 
-// hostPlatform is the platform pulled when none is asked for:
-// linux/GOARCH, with arm64's variant v8 and 32-bit arm's v7.
+// hostPlatform is the platform pulled when none is asked for: platform.Host
+// (linux/GOARCH, 32-bit arm's variant v7), with arm64's variant v8.
 func hostPlatform() ocispec.Platform {
-	p := ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
-	switch p.Architecture {
-	case "arm64":
+	p := platform.Host()
+	if p.Architecture == "arm64" {
 		p.Variant = "v8"
-	case "arm":
-		p.Variant = "v7"
 	}
 	return p
 }

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/builder-project/builder/internal/store"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -53,16 +54,7 @@ func (e *emitter) emit(p Progress) {
 func (e *emitter) status(s string) { e.emit(Progress{Status: s}) }
 
 // layer sends a line about the layer d.
-func (e *emitter) layer(d digest.Digest, s string) { e.emit(Progress{ID: shortID(d), Status: s}) }
-
-// shortID is the 12-hex-digit id docker shows for a blob.
-func shortID(d digest.Digest) string {
-	e := d.Encoded()
-	if len(e) > 12 {
-		e = e[:12]
-	}
-	return e
-}
+func (e *emitter) layer(d digest.Digest, s string) { e.emit(Progress{ID: store.ShortID(d), Status: s}) }
 
 // progressInterval is the least time between two byte-count updates of one
 // transfer; the first and the last are always sent.
@@ -91,7 +83,7 @@ func (p *progressReader) Read(b []byte) (int, error) {
 		end := p.n >= p.total
 		if first || end || time.Since(p.last) >= progressInterval {
 			p.last = time.Now()
-			p.e.emit(Progress{ID: shortID(p.d), Status: p.status, Current: p.n, Total: p.total})
+			p.e.emit(Progress{ID: store.ShortID(p.d), Status: p.status, Current: p.n, Total: p.total})
 		}
 		if end && p.done != nil {
 			p.done()

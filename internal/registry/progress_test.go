@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/builder-project/builder/internal/registry/registrytest"
+	"github.com/builder-project/builder/internal/store"
 )
 
 // recorder collects Progress updates.
@@ -50,7 +51,7 @@ func TestProgressInDockersWords(t *testing.T) {
 	c := newClient(t, Options{Progress: rec.record, Jobs: 1}, nil)
 	src := newStore(t)
 	img := makeImage(t, src, twoLayers("progress"))
-	small, big := shortID(img.Layers[0].Blob.Digest), shortID(img.Layers[1].Blob.Digest)
+	small, big := store.ShortID(img.Layers[0].Blob.Digest), store.ShortID(img.Layers[1].Blob.Digest)
 	ref := reg.Host + "/library/app:1"
 	ctx := context.Background()
 
@@ -125,7 +126,7 @@ func TestProgressInDockersWords(t *testing.T) {
 	if got, want := statuses(ps, small), []string{"Already exists"}; !slices.Equal(got, want) {
 		t.Errorf("the shared layer says %q, want %q", got, want)
 	}
-	if got, want := statuses(ps, shortID(child.Layers[1].Blob.Digest)), []string{"Pulling fs layer", "Downloading", "Verifying Checksum", "Download complete", "Pull complete"}; !slices.Equal(got, want) {
+	if got, want := statuses(ps, store.ShortID(child.Layers[1].Blob.Digest)), []string{"Pulling fs layer", "Downloading", "Verifying Checksum", "Download complete", "Pull complete"}; !slices.Equal(got, want) {
 		t.Errorf("the new layer says %q, want %q", got, want)
 	}
 }

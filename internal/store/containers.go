@@ -16,8 +16,6 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-
-	"github.com/builder-project/builder/internal/atomicfile"
 )
 
 // Container is one working container as the store records it. Its
@@ -122,27 +120,20 @@ func (s *Store) readContainers() (map[string]*Container, error) {
 // writes it atomically; fn also sees the image index as it is under the
 // lock. Nothing is written when fn fails.
 func (s *Store) updateContainers(fn func(idx *Index, table map[string]*Container) error) error {
-	lk, err := lockExclusive(s.path("index.lock"))
-	if err != nil {
-		return err
-	}
-	defer lk.Unlock()
-	idx, err := s.View()
-	if err != nil {
-		return err
-	}
-	table, err := s.readContainers()
-	if err != nil {
-		return err
-	}
-	if err := fn(idx, table); err != nil {
-		return err
-	}
-	data, err := json.MarshalIndent(containersFile{Version: containersVersion, Containers: table}, "", " ")
-	if err != nil {
-		return fmt.Errorf("encoding containers: %w", err)
-	}
-	return atomicfile.WriteFile(s.path("containers.json"), data, 0o600)
+	return s.updateLocked("containers.json", func(idx *Index) ([]byte, error) {
+		table, err := s.readContainers()
+		if err != nil {
+			return nil, err
+		}
+		if err := fn(idx, table); err != nil {
+			return nil, err
+		}
+		data, err := json.MarshalIndent(containersFile{Version: containersVersion, Containers: table}, "", " ")
+		if err != nil {
+			return nil, fmt.Errorf("encoding containers: %w", err)
+		}
+		return data, nil
+	})
 }
 
 // Containers returns every container, newest first.
@@ -457,10 +448,10 @@ func (s *Store) checkInUse(rec *Image, tagRef string, force bool) error {
 	}
 	if tagRef != "" {
 		return fmt.Errorf("%w: unable to remove repository reference %q (must force) - container %s is using its referenced image %s",
-			ErrConflict, tagRef, shortContainerID(c.ID), shortID(rec.ID))
+			ErrConflict, tagRef, shortContainerID(c.ID), ShortID(rec.ID))
 	}
 	return fmt.Errorf("%w: unable to delete %s (must be forced) - image is being used by stopped container %s",
-		ErrConflict, shortID(rec.ID), shortContainerID(c.ID))
+		ErrConflict, ShortID(rec.ID), shortContainerID(c.ID))
 }
 
 // imagesInUse returns the IDs of the images containers were created from.
@@ -491,9 +482,5 @@ func (s *Store) keepContainers(ctx context.Context, r Roots, seen map[digest.Dig
 	return nil
 }
 
-func shortContainerID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}
+// shortContainerID is ShortID of a container ID (bare hex, no algorithm).
+func shortContainerID(id string) string { return ShortID(digest.Digest("sha256:" + id)) }

@@ -35,8 +35,9 @@
 // instant leaves no half-written blob, snapshot or index. Open removes what
 // such a process left behind: ingests, temporary directories and ephemeral
 // active snapshots whose lock is no longer held, snapshots/new-*, and
-// index.json's temporary files, and temporary files under cache/ (named
-// .tmp-*, as the cache writes them) older than an hour.
+// index.json's temporary files, and temporary files under recipes/ (named
+// .tmp-*) older than an hour. Those under cache/ are the cache package's to
+// remove: cache.Open and cache.OpenHasher do, when the builder opens them.
 //
 // A container exists once its record is in containers.json. CreateContainer
 // makes its directory and snapshot first and writes the record last, and

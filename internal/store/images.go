@@ -136,9 +136,9 @@ func (s *Store) Remove(ref string, force bool) (RemoveResult, error) {
 				return nil
 			}
 		} else if idx.HasChildren(rec.ID) {
-			return fmt.Errorf("%w: unable to delete %s (cannot be forced) - image has dependent child images", ErrConflict, shortID(rec.ID))
+			return fmt.Errorf("%w: unable to delete %s (cannot be forced) - image has dependent child images", ErrConflict, ShortID(rec.ID))
 		} else if len(tags) > 1 && !force {
-			return fmt.Errorf("%w: unable to delete %s (must be forced) - image is referenced in multiple repositories", ErrConflict, shortID(rec.ID))
+			return fmt.Errorf("%w: unable to delete %s (must be forced) - image is referenced in multiple repositories", ErrConflict, ShortID(rec.ID))
 		} else if err := s.checkInUse(rec, "", force); err != nil {
 			return err
 		}
@@ -274,8 +274,9 @@ func checkTags(tags []string) error {
 	return nil
 }
 
-// shortID returns the 12-character form of an image ID.
-func shortID(id digest.Digest) string {
+// ShortID returns the 12-character form docker shows of an ID: the first 12
+// characters of its encoded part (all of it when shorter).
+func ShortID(id digest.Digest) string {
 	e := id.Encoded()
 	if len(e) > 12 {
 		return e[:12]

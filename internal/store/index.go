@@ -121,6 +121,24 @@ func (idx *Index) encode() ([]byte, error) {
 // inter-process lock and writes the result atomically. If fn returns an
 // error nothing is written.
 func (s *Store) update(fn func(*Index) error) error {
+	return s.updateLocked("index.json", func(idx *Index) ([]byte, error) {
+		if err := fn(idx); err != nil {
+			return nil, err
+		}
+		data, err := idx.encode()
+		if err != nil {
+			return nil, fmt.Errorf("encoding index: %w", err)
+		}
+		return data, nil
+	})
+}
+
+// updateLocked is the frame of every update of a file guarded by
+// index.lock (index.json, containers.json): holding the lock exclusively,
+// it passes a fresh copy of the index to fn and atomically replaces the
+// file name (under the root) with the content fn returns. If fn returns an
+// error nothing is written.
+func (s *Store) updateLocked(name string, fn func(*Index) ([]byte, error)) error {
 	lk, err := lockExclusive(s.path("index.lock"))
 	if err != nil {
 		return err
@@ -130,14 +148,11 @@ func (s *Store) update(fn func(*Index) error) error {
 	if err != nil {
 		return err
 	}
-	if err := fn(idx); err != nil {
+	data, err := fn(idx)
+	if err != nil {
 		return err
 	}
-	data, err := idx.encode()
-	if err != nil {
-		return fmt.Errorf("encoding index: %w", err)
-	}
-	return atomicfile.WriteFile(s.path("index.json"), data, 0o600)
+	return atomicfile.WriteFile(s.path(name), data, 0o600)
 }
 
 // clone returns a copy of img that shares nothing mutable with the index.

@@ -28,9 +28,10 @@ var (
 	ErrConflict = errors.New("conflict")
 )
 
-// staleTempAge is how old a temporary file under cache/ must be before Open
-// removes it: no writer keeps one open anywhere near this long, so an older
-// one was left by a killed process.
+// staleTempAge is how old a temporary file under recipes/ must be before
+// Open removes it: no writer keeps one open anywhere near this long, so an
+// older one was left by a killed process. The temporary files under cache/
+// are the cache package's to remove (cache.Open and cache.OpenHasher).
 const staleTempAge = time.Hour
 
 // Store is an open local store rooted at one directory. It is safe for use
@@ -202,10 +203,10 @@ func (s *Store) cleanup() error {
 	if err := s.removeIndexTemps(); err != nil {
 		return err
 	}
-	if err := removeStaleTemps(s.path("recipes"), time.Now()); err != nil {
-		return err
-	}
-	return removeStaleTemps(s.CacheDir(), time.Now())
+	now := time.Now()
+	atomicfile.RemoveStale(s.path("recipes"), staleTempAge, now)
+	atomicfile.RemoveStale(s.path("recipes", "sha256"), staleTempAge, now)
+	return nil
 }
 
 // removeIndexTemps removes temporary files of index.json that a process
@@ -233,36 +234,6 @@ func (s *Store) removeIndexTemps() error {
 		}
 	}
 	return nil
-}
-
-// removeStaleTemps removes the temporary files (named .tmp-*) below dir
-// last modified more than staleTempAge before now.
-func removeStaleTemps(dir string, now time.Time) error {
-	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil // renamed or removed by its writer meanwhile
-		}
-		if err != nil {
-			return err
-		}
-		if d.IsDir() || !strings.HasPrefix(d.Name(), atomicfile.TempPrefix) {
-			return nil
-		}
-		fi, err := d.Info()
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if now.Sub(fi.ModTime()) < staleTempAge {
-			return nil
-		}
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("removing stale temporary file: %w", err)
-		}
-		return nil
-	})
 }
 
 // removeAll is os.RemoveAll that first makes directories writable, since a

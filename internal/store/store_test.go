@@ -345,13 +345,13 @@ func TestOpenRemovesStaleTemps(t *testing.T) {
 		t.Fatalf("cache dir: %v, %v; want mode 0700", fi, err)
 	}
 	old := time.Now().Add(-2 * time.Hour)
+	// The temporary files under cache/ are the cache package's: its
+	// TestOpenAndHasherRemoveStaleTemps checks them.
 	files := map[string]bool{ // path under root → kept
-		"cache/records/sha256/.tmp-ab.json-123": false,
-		"cache/context/.tmp-idx-9":              false,
-		"cache/.tmp-top":                        false,
-		"cache/records/sha256/ab.json":          true,
-		"cache/context/idx":                     true,
-		".tmp-index.json-42":                    false,
+		"recipes/sha256/.tmp-ab-123": false,
+		"recipes/.tmp-top":           false,
+		"recipes/sha256/ab":          true,
+		".tmp-index.json-42":         false,
 	}
 	for p := range files {
 		full := filepath.Join(root, p)
@@ -361,9 +361,9 @@ func TestOpenRemovesStaleTemps(t *testing.T) {
 		}
 		os.Chtimes(full, old, old)
 	}
-	young := filepath.Join(root, "cache/records/sha256/.tmp-cd.json-456")
+	young := filepath.Join(root, "recipes/sha256/.tmp-cd-456")
 	os.WriteFile(young, []byte("x"), 0o600)
-	files["cache/records/sha256/.tmp-cd.json-456"] = true
+	files["recipes/sha256/.tmp-cd-456"] = true
 
 	if _, err := Open(root); err != nil {
 		t.Fatal(err)
