@@ -86,7 +86,7 @@ func (b *Builder) SaveWith(ctx context.Context, w io.Writer, opts SaveOptions, r
 		if n, err := store.NormalizeRef(ref); err == nil && idx.Tags()[n] == rec.ID {
 			name = n
 		} else if !isIDRef(ref, rec) {
-			return fmt.Errorf("saving %s: not a tag of image %s", ref, shortID(rec.ID))
+			return fmt.Errorf("saving %s: not a tag of image %s", ref, store.ShortID(rec.ID))
 		}
 		i, seen := at[rec.ID]
 		if !seen {
@@ -194,7 +194,7 @@ func (b *Builder) ExportDir(ctx context.Context, dir, ref string) error {
 // exportTo runs exp on the image manifest names.
 func (b *Builder) exportTo(ctx context.Context, manifest ocispec.Descriptor, exp output.Exporter) error {
 	if err := exp.Export(ctx, b.st, output.Image{Manifest: manifest}); err != nil {
-		return fmt.Errorf("exporting %s: %w", shortID(manifest.Digest), err)
+		return fmt.Errorf("exporting %s: %w", store.ShortID(manifest.Digest), err)
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/builder-project/builder/dockerfile"
 	"github.com/builder-project/builder/executor"
 	"github.com/builder-project/builder/internal/platform"
+	"github.com/builder-project/builder/internal/store"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
@@ -265,7 +266,7 @@ func (b *Builder) Build(ctx context.Context, opts BuildOptions) (*BuildResult, e
 		ev.emit(Event{Kind: Warning, Message: err.Error()})
 	}
 	res := &BuildResult{ID: id, Manifest: mdesc, Steps: bd.steps, Cached: bd.cached, Duration: time.Since(start)}
-	ev.emit(Event{Kind: BuildDone, Message: fmt.Sprintf("built %s in %.2fs: %d steps, %d cached", shortID(id), res.Duration.Seconds(), res.Steps+res.Cached, res.Cached)})
+	ev.emit(Event{Kind: BuildDone, Message: fmt.Sprintf("built %s in %.2fs: %d steps, %d cached", store.ShortID(id), res.Duration.Seconds(), res.Steps+res.Cached, res.Cached)})
 	for _, o := range opts.Outputs {
 		if err := b.export(ctx, o, id, mdesc, tags, PushOptions{RegistryOptions: opts.Registry, Progress: ev.emit}); err != nil {
 			return nil, err

@@ -219,7 +219,7 @@ func (bd *build) fetchLayer(ctx context.Context, rl remoteLayer) error {
 	if err != nil {
 		return fmt.Errorf("fetching cached layer %s from cache %s: %w", rl.desc.Digest, rl.src.ref, err)
 	}
-	bd.ev.emit(Event{Kind: Info, Message: fmt.Sprintf("fetched cached layer %s (%s) from %s", shortID(rl.desc.Digest), units.HumanSize(float64(rl.desc.Size)), rl.src.ref)})
+	bd.ev.emit(Event{Kind: Info, Message: fmt.Sprintf("fetched cached layer %s (%s) from %s", store.ShortID(rl.desc.Digest), units.HumanSize(float64(rl.desc.Size)), rl.src.ref)})
 	return nil
 }
 

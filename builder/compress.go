@@ -118,7 +118,7 @@ func (b *Builder) convert(ctx context.Context, manifest ocispec.Descriptor, c Co
 	}
 	blobs, err := b.inCompression(ctx, layers, target, c)
 	if err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("compressing the layers of %s with %s: %w", shortID(mf.Config.Digest), target, err)
+		return ocispec.Descriptor{}, fmt.Errorf("compressing the layers of %s with %s: %w", store.ShortID(mf.Config.Digest), target, err)
 	}
 	out.Layers = blobs
 	if sameManifest(mf, out) {
@@ -126,7 +126,7 @@ func (b *Builder) convert(ctx context.Context, manifest ocispec.Descriptor, c Co
 	}
 	desc, err := b.st.WriteJSON(ctx, ocispec.MediaTypeImageManifest, out)
 	if err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("writing the manifest of %s: %w", shortID(mf.Config.Digest), err)
+		return ocispec.Descriptor{}, fmt.Errorf("writing the manifest of %s: %w", store.ShortID(mf.Config.Digest), err)
 	}
 	desc.Platform = manifest.Platform
 	return desc, nil

@@ -412,7 +412,7 @@ func (b *Builder) containerImage(ctx context.Context, c *container) (*stored, er
 }
 
 // shortContainerID is the 12-character form docker prints.
-func shortContainerID(id string) string { return shortID(digest.Digest("sha256:" + id)) }
+func shortContainerID(id string) string { return store.ShortID(digest.Digest("sha256:" + id)) }
 
 // addEnv applies docker's -e entries to env: KEY=VALUE, or KEY alone for
 // the caller's value (nothing when the caller has none).

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/builder-project/builder/internal/store"
-	digest "github.com/opencontainers/go-digest"
 )
 
 // ImageSummary is one row of Images.
@@ -192,9 +191,6 @@ func (b *Builder) Remove(ctx context.Context, refs []string, force bool) (Remove
 	return res, errors.Join(errs...)
 }
 
-// shortID returns the 12-character form of an image ID.
-func shortID(id digest.Digest) string { return store.ShortID(id) }
-
 // checkNotRunningImage is docker's hard conflict of rmi -f: the image ref
 // names is used by a running container. Without force, the store refuses
 // any image a container uses.
@@ -219,7 +215,7 @@ func (b *Builder) checkNotRunningImage(ref string, force bool) error {
 			return err
 		}
 		if st, err := b.containerState(c); err == nil && st.Running() {
-			return fmt.Errorf("%w: unable to delete %s (cannot be forced) - image is being used by running container %s", ErrConflict, shortID(id), shortContainerID(rec.ID))
+			return fmt.Errorf("%w: unable to delete %s (cannot be forced) - image is being used by running container %s", ErrConflict, store.ShortID(id), shortContainerID(rec.ID))
 		}
 	}
 	return nil
